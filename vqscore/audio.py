@@ -78,6 +78,8 @@ def to_mono(samples: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         return samples, 1
     if samples.ndim != 2:
         raise AudioError(f"{name}: expected 1-D or 2-D audio, got shape {samples.shape}")
+    if samples.size == 0:
+        raise AudioError(f"{name}: empty audio (0 samples)")
     channel_axis = 0 if samples.shape[0] <= samples.shape[1] else 1
     channels = samples.shape[channel_axis]
     if channels > MAX_CHANNELS:
@@ -103,6 +105,9 @@ def check_finite(samples: np.ndarray, name: str) -> None:
 
 def read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """(samples, channels) float32 and the file's rate; any libsndfile error names the file."""
+    # libsndfile reports a missing file as a generic "System error", so look first
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: no such file")
     try:
         data, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except FileNotFoundError:
