@@ -226,3 +226,10 @@ def test_pretrained_dirs_reads_env(tmp_path, monkeypatch):
     dirs = vqscore.bundle.pretrained_dirs()
     assert dirs[:2] == [a, b]  # the env's existing directories first, in order; missing ones dropped
     assert tmp_path / "absent" not in dirs
+
+
+def test_version_order_puts_prerelease_before_release():
+    from vqscore.bundle import version_key
+
+    versions = ["1.0.0", "1.10.0", "1.0.0-rc1", "1.9.0", "0.2"]
+    assert sorted(versions, key=version_key) == ["0.2", "1.0.0-rc1", "1.0.0", "1.9.0", "1.10.0"]

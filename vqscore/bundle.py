@@ -58,10 +58,10 @@ def sha256_file(path: Path) -> str:
 
 
 def version_key(version: str) -> tuple:
-    parts = []
-    for piece in version.replace("-", ".").split("."):
-        parts.append((0, int(piece), "") if piece.isdigit() else (1, 0, piece))
-    return tuple(parts)
+    """Sort key for "MAJOR.MINOR.PATCH[-PRE]": numeric parts compare as numbers; a pre-release sorts before its release."""
+    release, _, pre = version.partition("-")
+    numbers = tuple(int(p) if p.isdigit() else -1 for p in release.split("."))
+    return numbers, (0, pre) if pre else (1, "")
 
 
 def read_info(path: str | os.PathLike) -> BundleInfo:
