@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # A local CPU build of torch; an unpinned torch would pull several GB of CUDA packages.
 TORCH ?= torch==2.13.0
-AUDIO ?= ../shared/reference/noisy_p232_005.wav
+AUDIO ?= ../shared/data/real-noisy/voicebank
+OUT ?= out/scores.csv
 
 .PHONY: venv install install-dev run test test-slow lint clean
 
@@ -23,7 +24,8 @@ install-dev: $(PY)
 # The main job: score audio with the shipped default model.
 run: install
 	$(VENV)/bin/vqscore models
-	$(VENV)/bin/vqscore score $(AUDIO)
+	$(VENV)/bin/vqscore score $(AUDIO) -o $(OUT)
+	@echo "scores written to $(OUT)"
 
 test: install-dev
 	$(PY) -m pytest -q
