@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -16,14 +13,14 @@ from typing import Iterator, Sequence
 from tqdm import tqdm
 
 from .api import load
-from .audio import Audio, AudioError, audio_extensions, load_audio
+from .audio import AudioError, audio_extensions
 from .bundle import BundleError, save_bundle, shipped_bundles
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
-from .scoring import check_length, score_utterances
+from .engine import DEFAULT_BATCH_FRAMES
+from .results import COLUMNS, ResultsError, ResultsFile, format_row, csv_header, is_jsonl
 
-COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error")
-FILES_PER_BATCH = 64
+__all__ = ["COLUMNS", "Row", "build_parser", "main", "walk"]
 
 
 @dataclass
@@ -53,83 +50,93 @@ def walk(paths: Sequence[str], extensions: frozenset[str]) -> Iterator[str]:
             yield p
 
 
-class RowWriter:
-    """Writes rows as they are made, one flushed line each, so a killed run keeps every finished row."""
-
-    def __init__(self, target: str | None):
-        self.jsonl = bool(target) and Path(target).suffix.lower() in (".jsonl", ".ndjson")
-        if target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self.stream = open(target, "w", newline="", encoding="utf-8")
-        else:
-            self.stream = sys.stdout
-        if not self.jsonl:
-            self.csv = csv.DictWriter(self.stream, fieldnames=COLUMNS, lineterminator="\n")
-            self.csv.writeheader()
-        self.stream.flush()
-
-    def write(self, row: Row) -> None:
-        values = row.values()
-        if self.jsonl:
-            clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
-            self.stream.write(json.dumps(clean) + "\n")
-        else:
-            self.csv.writerow({k: "" if v is None else (f"{v:.6f}" if isinstance(v, float) else v) for k, v in values.items()})
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not sys.stdout:
-            self.stream.close()
+def unique(paths: Iterator[str]) -> list[str]:
+    """Each file once, first occurrence kept."""
+    return list(dict.fromkeys(paths))
 
 
-def prepare(path: str, min_samples: int) -> tuple[Audio | None, Row]:
-    row = Row(path=path)
-    try:
-        audio = load_audio(path)
-        row.duration_s, row.sample_rate, row.channels = audio.duration_s, audio.source_rate, audio.source_channels
-        check_length(audio.samples, min_samples, path)
-    except AudioError as exc:
-        row.error = str(exc)
-        return None, row
-    return audio, row
+def row_of(result) -> Row:
+    row = Row(result.path, result.duration_s, result.sample_rate, result.channels, error=result.error)
+    if result.score is not None and not result.error:
+        row.vqscore, row.l2_z = result.score.cos_z, result.score.l2_z
+    return row
+
+
+class StdoutRows:
+    """CSV/JSONL on stdout, in the order the files were named (a reorder buffer over completion order)."""
+
+    def __init__(self, order: Sequence[str], jsonl: bool):
+        self.position = {p: i for i, p in enumerate(order)}
+        self.ready: dict[int, dict] = {}
+        self.next = 0
+        self.jsonl = jsonl
+        if not jsonl:
+            sys.stdout.write(csv_header())
+        sys.stdout.flush()
+
+    def write(self, rows) -> None:
+        for values in rows:
+            self.ready[self.position[values["path"]]] = values
+        while self.next in self.ready:
+            sys.stdout.write(format_row(self.ready.pop(self.next), self.jsonl))
+            self.next += 1
+        sys.stdout.flush()
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    model = load(args.model, device=args.device)
-    files = list(walk(args.paths, audio_extensions()))
+    files = unique(walk(args.paths, audio_extensions()))
     if not files:
         print("vqscore score: no audio files found under the given paths", file=sys.stderr)
         return 1
-    writer = RowWriter(args.output)
-    failed = 0
-    min_samples = model.network.features.min_samples
-    bar = tqdm(total=len(files), unit="file", disable=None, file=sys.stderr, desc="scoring")
+    if args.distributed:
+        if not args.output:
+            print("vqscore score: error: --distributed needs -o/--output", file=sys.stderr)
+            return 2
+        from .distributed import score_distributed  # Lightning is imported only here
+
+        return score_distributed(args, files)
+    model = load(args.model, device=args.device)
+    from .corpus import score_file_batches
+
+    if args.output:
+        try:
+            table = ResultsFile(args.output, resume=not args.overwrite)
+        except ResultsError as exc:
+            print(f"vqscore score: error: {exc}", file=sys.stderr)
+            return 2
+        done = table.done
+        sink = table
+    else:
+        table, done = None, {}
+        sink = StdoutRows(files, is_jsonl(None))
+    todo = [f for f in files if f not in done]
+    skipped = len(files) - len(todo)
+    bar = tqdm(total=len(files), initial=skipped, unit="file", disable=None, file=sys.stderr, desc="scoring")
+    failed = {f for f in files if done.get(f)}
     try:
-        for start in range(0, len(files), FILES_PER_BATCH):
-            prepared = [prepare(p, min_samples) for p in files[start : start + FILES_PER_BATCH]]
-            good = [(a, r) for a, r in prepared if a is not None]
-            try:
-                scores = score_utterances(model.network, [a.samples for a, _ in good], [a.name for a, _ in good], with_decoder=False)
-            except (RuntimeError, ValueError) as exc:  # a batch that fails is retried file by file to name the culprit
-                scores = []
-                for a, r in good:
-                    try:
-                        scores.extend(score_utterances(model.network, [a.samples], [a.name], with_decoder=False))
-                    except (RuntimeError, ValueError) as one:
-                        r.error = f"{a.name}: scoring failed ({one})"
-                        scores.append(None)
-                del exc
-            for (_, row), s in zip(good, scores):
-                if s is not None:
-                    row.vqscore, row.l2_z = s.cos_z, s.l2_z
-            for _, row in prepared:
-                failed += bool(row.error)
-                writer.write(row)
-            bar.update(len(prepared))
+        batches = score_file_batches(
+            model.network,
+            todo,
+            batch_frames=args.batch_frames,
+            num_workers=args.workers,
+            threads=args.threads,
+        )
+        for results in batches:
+            rows = [row_of(r).values() for r in results]
+            sink.write(rows)
+            failed.update(r["path"] for r in rows if r["error"])
+            bar.update(len(rows))
     finally:
         bar.close()
-        writer.close()
-    print(f"vqscore score: {len(files) - failed} scored, {failed} failed" + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
+        if table is not None:
+            table.close()
+    if table is not None:
+        table.finalize(files)
+    note = f" ({skipped} already in {args.output})" if skipped else ""
+    print(
+        f"vqscore score: {len(files) - len(failed)} scored, {len(failed)} failed{note}" + (f" -> {args.output}" if args.output else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 
@@ -173,13 +180,32 @@ def build_parser() -> argparse.ArgumentParser:
             "tried). One row per file: path, duration_s, sample_rate, channels, vqscore (cos_z, higher is cleaner), "
             "l2_z (lower is cleaner), error. A file that cannot be read or scored gets a row with its error and the "
             "run goes on; the exit status is 1 if any file failed. Digitally silent files score NaN (empty in CSV, "
-            "null in JSONL)."
+            "null in JSONL). Rows are written as batches finish and the table is put in file order at the end; an "
+            "existing OUT is resumed (files it holds are skipped), so a killed run can simply be started again. "
+            "Recordings longer than 30 minutes are scored in 60-second windows (their frame-weighted mean)."
         ),
     )
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     score.add_argument("-o", "--output", metavar="OUT", help="output file: .csv, or .jsonl/.ndjson for JSON lines (default: CSV on stdout)")
     score.add_argument("--model", default="default", help="shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)")
-    score.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    score.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
+    score.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT instead of resuming it (by default rows are appended to an existing OUT and the files it "
+        "already holds, scored or failed, are skipped)",
+    )
+    score.add_argument("--workers", type=int, default=None, metavar="N", help="decoding worker processes (default: half the physical cores on CPU, up to 8 with a GPU; 0 decodes in the main process)")
+    score.add_argument("--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)")
+    score.add_argument("--batch-frames", type=int, default=DEFAULT_BATCH_FRAMES, metavar="N", help="frames per batch, padding included (default: %(default)s, about 2 minutes of audio)")
+    score.add_argument(
+        "--distributed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="score with N processes under Lightning DDP (gloo on CPU, NCCL on GPUs; needs the 'train' extra and -o): "
+        "one shard per rank, merged into OUT at the end; resumable like a normal run",
+    )
     score.set_defaults(func=cmd_score)
 
     models = sub.add_parser("models", help="list the bundles shipped in pretrained/", description="List shipped bundles: name, kind, version, path, training data.")
@@ -203,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BundleError, OfficialCheckpointError, AudioError, FileNotFoundError) as exc:
+    except (BundleError, OfficialCheckpointError, AudioError, ResultsError, FileNotFoundError) as exc:
         print(f"vqscore {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

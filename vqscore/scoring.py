@@ -1,25 +1,42 @@
-"""The scoring engine: utterances of any lengths in, one `Score` per utterance out.
+"""Scoring utterances: one `Score` per utterance, batched by length with padding masked out of every statistic.
 
-Utterances are sorted by length and packed into batches under a frame budget; padding is masked out of every
-statistic, so a score does not depend on what it was batched with.
+`score_utterances` is the in-memory entry point (used by `Model.score` / `Model.vqscore`); the engine doing the
+work is `engine.Engine` (see its docstring for the profile and what makes it fast), and `corpus.score_files`
+streams files through worker processes for the command line. Recordings longer than 30 minutes are scored in
+60-second windows (`longform.py` documents the exact semantics); shorter ones are scored whole, exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 
 from .audio import AudioError
-from .features import batch_spectrum
+from .engine import (
+    DEFAULT_BATCH_FRAMES,
+    Engine,
+    cosine_per_frame,
+    normalized_l2_per_frame,
+    plan_batches,
+    split_frames,
+)
+from .longform import DEFAULT_POLICY, LongformPolicy, WindowScore, combine_windows, window_bounds
 from .models.base import VQVAE
 
-# Added to each norm (cosine) and to the per-frame energy (normalised L2), as the official code does.
-SCORE_EPS = 1e-5
-# Frames per batch (summed over its padded utterances): about 8 minutes of audio at hop 256, ~35 MB of input.
-DEFAULT_BATCH_FRAMES = 32_768
+__all__ = [
+    "DEFAULT_BATCH_FRAMES",
+    "Score",
+    "WindowScore",
+    "check_length",
+    "cosine_per_frame",
+    "normalized_l2_per_frame",
+    "plan_batches",
+    "score_batch",
+    "score_utterances",
+]
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,14 @@ class Score:
 
     cos_z: the VQScore, mean over frames of cos(z_t, zq_t).
     l2_z: mean of (z - zq)^2 normalised by each frame's mean z^2.
-    cos_x, l2_x: the same between the input spectrum and the decoder's reconstruction.
+    cos_x, l2_x: the same between the input spectrum and the decoder's reconstruction (NaN when only the VQScore
+    was asked for: `Model.vqscore`, the command line).
     frames: (frames,) per-frame cos(z_t, zq_t); frame_times: (frames,) their centres in seconds.
+    windows: None for audio scored whole (up to 30 minutes: the exact definition); for longer audio, the
+    60-second windows it was scored in (`longform.WindowScore`: start_s, end_s, the four scores, num_frames). Then
+    the four scores are the frame-weighted means of the windows' scores, `frames` is the windows' per-frame
+    scores concatenated and `frame_times` their centres in the file (a window boundary instant appears twice);
+    see `vqscore.longform` for the precise definition.
     Digital silence (every sample exactly 0) has no speech to judge: every field is NaN.
     """
 
@@ -39,27 +62,10 @@ class Score:
     l2_x: float
     frames: np.ndarray
     frame_times: np.ndarray
+    windows: tuple[WindowScore, ...] | None = field(default=None)
 
     def as_dict(self) -> dict[str, float]:
         return {"cos_z": self.cos_z, "l2_z": self.l2_z, "cos_x": self.cos_x, "l2_x": self.l2_x}
-
-
-def cosine_per_frame(a: torch.Tensor, b: torch.Tensor, eps: float = SCORE_EPS) -> torch.Tensor:
-    """(batch, frames, dim) x2 -> (batch, frames)."""
-    a_n = a / (a.norm(dim=-1, keepdim=True) + eps)
-    b_n = b / (b.norm(dim=-1, keepdim=True) + eps)
-    return (a_n * b_n).sum(dim=-1)
-
-
-def normalized_l2_per_frame(a: torch.Tensor, b: torch.Tensor, eps: float = SCORE_EPS) -> torch.Tensor:
-    """(batch, frames, dim) x2 -> (batch, frames): mean_D (a - b)^2 / (mean_D a^2 + eps)."""
-    return ((a - b).square() / (a.square().mean(dim=-1, keepdim=True) + eps)).mean(dim=-1)
-
-
-def masked_mean(values: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """(batch, max_frames), (batch,) -> (batch,) mean over each utterance's own frames."""
-    valid = torch.arange(values.shape[1], device=values.device)[None, :] < frames.to(values.device)[:, None]
-    return (values * valid).sum(dim=1) / frames.to(values.device, values.dtype)
 
 
 def silent_score(num_frames: int, hop: int, rate: int) -> Score:
@@ -76,50 +82,47 @@ def check_length(samples: np.ndarray, min_samples: int, name: str) -> None:
         )
 
 
-@torch.inference_mode()
+def frame_times(num_frames: int, hop: int, rate: int) -> np.ndarray:
+    return np.arange(num_frames, dtype=np.float64) * hop / rate
+
+
+_ENGINES: "weakref.WeakKeyDictionary[VQVAE, Engine]" = weakref.WeakKeyDictionary()
+
+
+def engine_for(model: VQVAE) -> Engine:
+    """The engine of a network, cached while its device and codebook stay the same (a training step that updates
+    the codebook in place bumps the tensor's version and gets a fresh engine)."""
+    engine = _ENGINES.get(model)
+    if engine is None or not engine.is_current():
+        engine = _ENGINES[model] = Engine(model)
+    return engine
+
+
+def scores_from_batch(engine: Engine, result, count: int) -> list[Score]:
+    features = engine.features
+    per_frame = split_frames(result.frames_cos, result.frames)
+    return [
+        Score(
+            float(result.cos_z[i]),
+            float(result.l2_z[i]),
+            float(result.cos_x[i]),
+            float(result.l2_x[i]),
+            per_frame[i],
+            frame_times(result.frames[i], features.hop_length, features.sample_rate),
+        )
+        for i in range(count)
+    ]
+
+
 def score_batch(model: VQVAE, wavs: Sequence[np.ndarray], with_decoder: bool = True) -> list[Score]:
-    """Score equal-or-different-length utterances in one forward pass.
+    """Score utterances of any lengths in one forward pass (padded to the longest, padding masked).
 
     wavs: (samples,) float32 at 16 kHz each, none silent or shorter than one window.
     Without the decoder, cos_x and l2_x are NaN.
     """
-    device = next(model.parameters()).device
-    features = model.features
-    spec, frames = batch_spectrum([torch.from_numpy(w).to(device) for w in wavs], features)
-    lengths = None if len(wavs) == 1 else frames
-    z = model.encode(spec, lengths)
-    zq = model.quantize(z, lengths, update=False).zq
-    per_frame = cosine_per_frame(z, zq)
-    cos_z = masked_mean(per_frame, frames)
-    l2_z = masked_mean(normalized_l2_per_frame(z, zq), frames)
-    if with_decoder:
-        xhat = model.decode(zq, lengths)
-        cos_x = masked_mean(cosine_per_frame(spec, xhat), frames).tolist()
-        l2_x = masked_mean(normalized_l2_per_frame(spec, xhat), frames).tolist()
-    else:
-        cos_x = l2_x = [float("nan")] * len(wavs)
-    per_frame = per_frame.float().cpu().numpy()
-    out = []
-    for i, n in enumerate(frames.tolist()):
-        times = features.frame_times(n).numpy()
-        out.append(Score(float(cos_z[i]), float(l2_z[i]), cos_x[i], l2_x[i], per_frame[i, :n].copy(), times))
-    return out
-
-
-def plan_batches(lengths: Sequence[int], hop: int, max_batch_frames: int) -> list[list[int]]:
-    """Group indices of utterances, shortest first, so that (batch size x longest frames) stays in budget."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        frames = 1 + lengths[i] // hop
-        if current and (len(current) + 1) * frames > max_batch_frames:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+    engine = engine_for(model)
+    batch = engine.prepare(wavs, keep_raw=with_decoder)
+    return scores_from_batch(engine, engine.score(batch, with_decoder), len(wavs))
 
 
 def score_utterances(
@@ -128,22 +131,45 @@ def score_utterances(
     names: Sequence[str] | None = None,
     with_decoder: bool = True,
     max_batch_frames: int = DEFAULT_BATCH_FRAMES,
+    policy: LongformPolicy = DEFAULT_POLICY,
 ) -> list[Score]:
-    """Score many utterances (each (samples,) float32 at 16 kHz), batched by length; results in input order."""
+    """Score many utterances (each (samples,) float32 at 16 kHz), batched by length; results in input order.
+
+    Utterances longer than `policy.max_whole_s` are scored in windows (`vqscore.longform`); their windows are
+    batched with everything else."""
     names = names or [f"<utterance {i}>" for i in range(len(wavs))]
     features = model.features
+    hop = features.hop_length
+    window = policy.window_samples(hop)
     results: list[Score | None] = [None] * len(wavs)
-    active = []
+    pieces: list[tuple[int, int, int]] = []  # (utterance, start, stop) scored as one utterance each
+    windowed: dict[int, list[tuple[int, int]]] = {}
     for i, (w, name) in enumerate(zip(wavs, names)):
         check_length(w, features.min_samples, name)
-        if not np.any(w):
-            results[i] = silent_score(features.num_frames(w.shape[0]), features.hop_length, features.sample_rate)
+        if policy.is_long(w.shape[0]):
+            windowed[i] = window_bounds(w.shape[0], window)
+            pieces.extend((i, a, b) for a, b in windowed[i])
         else:
-            active.append(i)
-    for batch in plan_batches([wavs[i].shape[0] for i in active], features.hop_length, max_batch_frames):
+            pieces.append((i, 0, w.shape[0]))
+    piece_scores: dict[tuple[int, int], Score] = {}
+    active = []
+    for i, a, b in pieces:
+        if not np.any(wavs[i][a:b]):
+            piece_scores[(i, a)] = silent_score(features.num_frames(b - a), hop, features.sample_rate)
+        else:
+            active.append((i, a, b))
+    engine = engine_for(model)
+    for batch in plan_batches([b - a for _, a, b in active], hop, max_batch_frames):
         chosen = [active[j] for j in batch]
-        for i, score in zip(chosen, score_batch(model, [wavs[i] for i in chosen], with_decoder)):
-            results[i] = score
+        prepared = engine.prepare([wavs[i][a:b] for i, a, b in chosen], keep_raw=with_decoder)
+        for (i, a, _), score in zip(chosen, scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen))):
+            piece_scores[(i, a)] = score
+    for i in range(len(wavs)):
+        if i in windowed:
+            parts = [(a, b, piece_scores[(i, a)], piece_scores[(i, a)].frames) for a, b in windowed[i]]
+            results[i] = combine_windows(parts, hop, features.sample_rate)
+        else:
+            results[i] = piece_scores[(i, 0)]
     return results  # type: ignore[return-value]
 
 

@@ -1,0 +1,429 @@
+"""Scoring files at corpus scale: decoding in worker processes, the model in the main process, nothing waits.
+
+    for result in score_files(network, paths):      # FileResult(path, duration_s, sample_rate, channels, score, error)
+        ...                                          # in completion order (shortest files first)
+
+Pipeline:
+1. Probe every file's length from its header (`soundfile`), no decoding.
+2. Plan tasks: files sorted by length and packed into batches of about `batch_frames` frames (padding between
+   neighbours in the sorted order is a few percent); files that may exceed the whole-file limit become one
+   streaming task each (`vqscore.longform`).
+3. Worker processes (a torch `DataLoader` over an iterable of tasks, each worker pulling the next task from a
+   shared counter, results taken in completion order, `prefetch_factor` batches ahead per worker) decode,
+   mix to mono, resample, compute the STFT magnitude and the input InstanceNorm of each file, and hand a
+   zero-padded (batch, bins, frames) tensor to the main process through shared memory. Workers are
+   single-threaded and, on CPU, run at a lower priority so that they fill the cycles the model leaves idle instead
+   of preempting its threads (a preempted OpenMP thread stalls its siblings at the next barrier).
+4. The main process runs the encoder and quantizer (`engine.Engine`) on each batch as it arrives.
+
+Files that cannot be read, are too short or contain NaN come back as results with `error` set, the message
+naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from .audio import AudioError, load_audio
+from .engine import DEFAULT_BATCH_FRAMES, Engine, SpecBatch, configure_threads, pack_spectra, physical_cores, utterance_spectrum
+from .features import SAMPLE_RATE
+from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, combine_windows, read_blocks
+from .models.base import VQVAE
+from .scoring import Score, check_length, engine_for, scores_from_batch, silent_score
+
+# A file whose header promises more than (whole-file limit - this) is streamed, so that resampling rounding never
+# sends a file over the limit through the in-memory path.
+LONG_MARGIN_S = 1.0
+WORKER_NICE = 10
+
+
+@dataclass
+class FileResult:
+    """One file's outcome: its scores, or the error that stopped it (the message starts with the path)."""
+
+    path: str
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    score: Score | None = None
+    error: str = ""
+
+
+@dataclass
+class Task:
+    paths: list[str]
+    long: bool = False
+
+
+@dataclass
+class _Entry:
+    path: str
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    error: str = ""
+    silent_frames: int | None = None
+    slot: int | None = None  # row in the batch
+
+
+@dataclass
+class _Item:
+    """What a worker hands to the main process."""
+
+    kind: str  # "files" | "windows" | "long_end"
+    entries: list[_Entry] = field(default_factory=list)
+    batch: SpecBatch | None = None
+    path: str = ""
+    starts: list[int] = field(default_factory=list)
+    stops: list[int] = field(default_factory=list)
+    slots: list[int | None] = field(default_factory=list)  # per window: row in batch, None if silent
+    num_windows: int = 0
+
+    def pin_memory(self) -> _Item:
+        if self.batch is not None:
+            self.batch = self.batch.pin_memory()
+        return self
+
+
+def probe(path: str) -> int | None:
+    """Estimated 16 kHz length of a file from its header, or None if it cannot be opened."""
+    try:
+        with sf.SoundFile(path) as f:
+            frames, rate = f.frames, f.samplerate
+    except Exception:  # noqa: BLE001 - any failure is reported by the decoding step with its proper message
+        return None
+    if frames <= 0 or frames >= 2**62:  # unknown length (streams)
+        return None
+    return int(frames) if rate == SAMPLE_RATE else int(round(frames * SAMPLE_RATE / rate))
+
+
+def plan_tasks(lengths: Sequence[int | None], paths: Sequence[str], hop: int, batch_frames: int, policy: LongformPolicy) -> list[Task]:
+    """Batches of short files sorted by length (unknown lengths go alone), one task per possibly-long file."""
+    limit = policy.max_whole_samples() - int(LONG_MARGIN_S * SAMPLE_RATE)
+    tasks: list[Task] = [Task([paths[i]], long=True) for i, n in enumerate(lengths) if n is not None and n > limit]
+    unknown = [Task([paths[i]]) for i, n in enumerate(lengths) if n is None]
+    short = sorted((n, i) for i, n in enumerate(lengths) if n is not None and n <= limit)
+    current: list[str] = []
+    longest = 0
+    for n, i in short:
+        frames = 1 + n // hop
+        if current and (len(current) + 1) * max(frames, longest) > batch_frames:
+            tasks.append(Task(current))
+            current, longest = [], 0
+        current.append(paths[i])
+        longest = max(longest, frames)
+    if current:
+        tasks.append(Task(current))
+    # long streams first: they take the longest per task, so starting them early balances the workers' ends
+    return tasks + unknown
+
+
+class _TaskStream(IterableDataset):
+    """Runs tasks, pulling the next task index from a counter shared by all workers."""
+
+    def __init__(self, tasks, features, min_samples, normalize, keep_raw, batch_frames, policy, counter, nice):
+        self.tasks, self.features, self.min_samples = tasks, features, min_samples
+        self.normalize, self.keep_raw = normalize, keep_raw
+        self.batch_frames, self.policy, self.counter, self.nice = batch_frames, policy, counter, nice
+
+    def _next(self) -> int:
+        with self.counter.get_lock():
+            k = self.counter.value
+            self.counter.value = k + 1
+        return k
+
+    def __iter__(self) -> Iterator[_Item]:
+        if torch.utils.data.get_worker_info() is not None and self.nice:
+            try:
+                os.nice(self.nice)
+            except OSError:
+                pass
+        while True:
+            k = self._next()
+            if k >= len(self.tasks):
+                return
+            task = self.tasks[k]
+            if task.long:
+                yield from self._long(task.paths[0])
+            else:
+                yield from self._files(task.paths)
+
+    # -- short files: decode all, one padded batch
+
+    def _files(self, paths: list[str]) -> Iterator[_Item]:
+        entries, specs, long_ones = [], [], []
+        for path in paths:
+            entry = _Entry(path)
+            entries.append(entry)
+            try:
+                audio = load_audio(path)
+                entry.duration_s, entry.sample_rate, entry.channels = audio.duration_s, audio.source_rate, audio.source_channels
+                samples = audio.samples
+                check_length(samples, self.min_samples, path)
+                if self.policy.is_long(samples.shape[0]):  # the header under-promised
+                    long_ones.append((entry, samples))
+                    continue
+                if not np.any(samples):
+                    entry.silent_frames = self.features.num_frames(samples.shape[0])
+                    continue
+                specs.append(utterance_spectrum(torch.from_numpy(samples), self.features))
+                entry.slot = len(specs) - 1
+            except AudioError as exc:
+                entry.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the corpus
+                entry.error = f"{path}: cannot read audio ({type(exc).__name__}: {exc})"
+        for entry, _ in long_ones:
+            entries.remove(entry)
+        if entries:
+            batch = pack_spectra(specs, self.normalize, self.keep_raw) if specs else None
+            yield _Item("files", entries=entries, batch=batch)
+        for entry, samples in long_ones:
+            info = SourceInfo(entry.sample_rate, entry.channels, samples.shape[0])
+            yield from self._windows(entry, iter([samples]), info, known=True)
+
+    # -- long files: stream blocks, cut windows, a few windows per batch
+
+    def _long(self, path: str) -> Iterator[_Item]:
+        info = SourceInfo(0, 0)
+        entry = _Entry(path)
+        yield from self._windows(entry, read_blocks(path, info), info, known=False)
+
+    def _windows(self, entry: _Entry, blocks: Iterable[np.ndarray], info: SourceInfo, known: bool) -> Iterator[_Item]:
+        hop = self.features.hop_length
+        windower = Windower(self.policy.window_samples(hop), self.policy.max_whole_samples())
+        pending: list[tuple[int, np.ndarray]] = []
+        count = 0
+        try:
+            for block in blocks:
+                pending.extend(windower.push(block))
+                while self._frames(pending) >= self.batch_frames:
+                    take = self._take(pending)
+                    count += len(take)
+                    yield self._window_item(entry.path, take)
+            is_long, rest = windower.finish()
+        except AudioError as exc:
+            entry.error = str(exc)
+            yield _Item("files", entries=[entry])
+            return
+        entry.sample_rate, entry.channels = info.sample_rate, info.channels
+        total = info.num_samples
+        entry.duration_s = total / SAMPLE_RATE
+        if not is_long:  # a file near the limit that turned out short enough: one utterance
+            yield from self._single(entry, rest[0][1])
+            return
+        pending.extend(rest)
+        while pending:
+            take = self._take(pending)
+            count += len(take)
+            yield self._window_item(entry.path, take)
+        yield _Item("long_end", entries=[entry], path=entry.path, num_windows=count)
+
+    def _single(self, entry: _Entry, samples: np.ndarray) -> Iterator[_Item]:
+        try:
+            check_length(samples, self.min_samples, entry.path)
+        except AudioError as exc:
+            entry.error = str(exc)
+            yield _Item("files", entries=[entry])
+            return
+        if not np.any(samples):
+            entry.silent_frames = self.features.num_frames(samples.shape[0])
+            yield _Item("files", entries=[entry])
+            return
+        spec = utterance_spectrum(torch.from_numpy(samples), self.features)
+        entry.slot = 0
+        yield _Item("files", entries=[entry], batch=pack_spectra([spec], self.normalize, self.keep_raw))
+
+    def _frames(self, pending) -> int:
+        return sum(1 + w.shape[0] // self.features.hop_length for _, w in pending)
+
+    def _take(self, pending: list) -> list:
+        """Pop windows off the front of `pending` up to the frame budget (at least one)."""
+        take, frames = [], 0
+        while pending:
+            n = 1 + pending[0][1].shape[0] // self.features.hop_length
+            if take and frames + n > self.batch_frames:
+                break
+            take.append(pending.pop(0))
+            frames += n
+        return take
+
+    def _window_item(self, path: str, windows: list[tuple[int, np.ndarray]]) -> _Item:
+        specs, slots = [], []
+        for _, w in windows:
+            if np.any(w):
+                specs.append(utterance_spectrum(torch.from_numpy(w), self.features))
+                slots.append(len(specs) - 1)
+            else:
+                slots.append(None)
+        batch = pack_spectra(specs, self.normalize, self.keep_raw) if specs else None
+        starts = [s for s, _ in windows]
+        stops = [s + w.shape[0] for s, w in windows]
+        return _Item("windows", batch=batch, path=path, starts=starts, stops=stops, slots=slots)
+
+
+def _identity(item):
+    return item
+
+
+def default_workers(device: torch.device) -> int:
+    """Decoding workers: on CPU half the physical cores (at least 1, at most 4), on an accelerator up to 8."""
+    if device.type == "cpu":
+        return max(1, min(4, physical_cores() // 2))
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def score_files(network: VQVAE, paths: Sequence[str], **kwargs) -> Iterator[FileResult]:
+    """Score audio files; yields one `FileResult` per path, in completion order (see `score_file_batches`)."""
+    for results in score_file_batches(network, paths, **kwargs):
+        yield from results
+
+
+def score_file_batches(
+    network: VQVAE,
+    paths: Sequence[str],
+    *,
+    with_decoder: bool = False,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    num_workers: int | None = None,
+    prefetch: int = 2,
+    policy: LongformPolicy = DEFAULT_POLICY,
+    threads: int | None = None,
+    worker_nice: int | None = None,
+) -> Iterator[list[FileResult]]:
+    """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
+
+    num_workers: decoding processes (0: decode in this process; default: `default_workers`); threads: the
+    model's intra-op threads on CPU (default: physical cores). Scores equal `vqscore.load(...).score(path)`
+    (windowed beyond 30 minutes, see `vqscore.longform`); cos_x / l2_x only `with_decoder`."""
+    engine = engine_for(network)
+    device = engine.device
+    features = network.features
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        configure_threads(threads)
+    try:
+        yield from _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice)
+    finally:
+        if torch.get_num_threads() != previous_threads:
+            torch.set_num_threads(previous_threads)
+
+
+def _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice) -> Iterator[list[FileResult]]:
+    device, features = engine.device, engine.features
+    if num_workers is None:
+        num_workers = default_workers(device)
+    if worker_nice is None:
+        worker_nice = WORKER_NICE if device.type == "cpu" else 0
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        return
+    lengths = [probe(p) for p in paths]
+    tasks = plan_tasks(lengths, paths, features.hop_length, batch_frames, policy)
+    counter = mp.Value("l", 0)
+    stream = _TaskStream(tasks, features, features.min_samples, engine.normalizes_input, with_decoder, batch_frames, policy, counter, worker_nice)
+    loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=device.type == "cuda")
+    if num_workers > 0:
+        loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
+    long_parts: dict[str, dict] = {}
+    for item in DataLoader(stream, **loader_args):
+        if item.kind == "files":
+            yield list(_finish_files(engine, item, with_decoder))
+            continue
+        state = long_parts.setdefault(item.path, {"windows": [], "end": None})
+        if item.kind == "windows":
+            state["windows"].extend(_score_windows(engine, item, with_decoder))
+        else:
+            state["end"] = item
+        result = _maybe_long_result(engine, long_parts, item.path)
+        if result is not None:
+            yield [result]
+
+
+def _mp_context():
+    # fork is cheap and inherits the imported modules; elsewhere (macOS, Windows) the platform default
+    return mp.get_context("fork") if sys.platform.startswith("linux") else None
+
+
+def _score_rows(engine: Engine, batch: SpecBatch, with_decoder: bool) -> list[Score | Exception]:
+    """Scores of a batch's rows; a batch that fails is retried row by row so that the error names its file."""
+    try:
+        return scores_from_batch(engine, engine.score(batch, with_decoder), len(batch.frames))
+    except (RuntimeError, ValueError):
+        out: list[Score | Exception] = []
+        for i, n in enumerate(batch.frames):
+            one = SpecBatch(
+                batch.spec[i : i + 1, :, :n].contiguous(),
+                [n],
+                batch.normalized,
+                None if batch.raw is None else batch.raw[i : i + 1, :, :n].contiguous(),
+            )
+            try:
+                out.extend(scores_from_batch(engine, engine.score(one, with_decoder), 1))
+            except (RuntimeError, ValueError) as exc:
+                out.append(exc)
+        return out
+
+
+def _finish_files(engine: Engine, item: _Item, with_decoder: bool) -> Iterator[FileResult]:
+    scores = _score_rows(engine, item.batch, with_decoder) if item.batch is not None else []
+    features = engine.features
+    for e in item.entries:
+        result = FileResult(e.path, e.duration_s, e.sample_rate, e.channels, error=e.error)
+        if not e.error:
+            if e.silent_frames is not None:
+                result.score = silent_score(e.silent_frames, features.hop_length, features.sample_rate)
+            else:
+                s = scores[e.slot]
+                if isinstance(s, Exception):
+                    result.error = f"{e.path}: scoring failed ({s})"
+                else:
+                    result.score = s
+        yield result
+
+
+def _score_windows(engine: Engine, item: _Item, with_decoder: bool) -> list:
+    features = engine.features
+    scores = _score_rows(engine, item.batch, with_decoder) if item.batch is not None else []
+    out = []
+    for start, stop, slot in zip(item.starts, item.stops, item.slots):
+        if slot is None:
+            s = silent_score(features.num_frames(stop - start), features.hop_length, features.sample_rate)
+        else:
+            s = scores[slot]
+        out.append((start, stop, s))
+    return out
+
+
+def _maybe_long_result(engine: Engine, long_parts: dict, path: str) -> FileResult | None:
+    state = long_parts[path]
+    end = state["end"]
+    if end is None or len(state["windows"]) < end.num_windows:
+        return None
+    del long_parts[path]
+    e = end.entries[0]
+    result = FileResult(e.path, e.duration_s, e.sample_rate, e.channels)
+    windows = sorted(state["windows"], key=lambda w: w[0])
+    failed = [s for _, _, s in windows if isinstance(s, Exception)]
+    if failed:
+        result.error = f"{path}: scoring failed ({failed[0]})"
+        return result
+    features = engine.features
+    result.score = combine_windows([(a, b, s, s.frames) for a, b, s in windows], features.hop_length, features.sample_rate)
+    return result
+
+
+def score_paths_in_order(network: VQVAE, paths: Sequence[str], **kwargs) -> list[FileResult]:
+    """`score_files` collected back into the order of `paths`."""
+    results = {}
+    for r in score_files(network, paths, **kwargs):
+        results[r.path] = r
+    return [results[os.fspath(p)] for p in paths]

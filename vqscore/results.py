@@ -1,0 +1,200 @@
+"""The results table of `vqscore score`: CSV or JSON lines, appended row by row, safe to kill and to resume.
+
+Crash safety, the rules:
+- every row is one line written by a single `os.write` of the complete line to a file opened with O_APPEND; after
+  each batch of rows the file is `fsync`ed. A SIGKILL can therefore leave at most one partial line at the end;
+- opening an existing table to resume first truncates any trailing bytes after the last newline (a row cut short
+  by a kill), then reads the paths it holds: those files are skipped, every other one is scored and appended.
+  A file gets at most one row however often a run is killed and restarted;
+- when a run completes, the table is rewritten in the order the files were named/walked (rows of paths this run
+  did not ask for first, in their existing order), atomically: a temporary file beside it, fsync, rename. A kill
+  during the rewrite leaves the complete unsorted table, which the next run sorts.
+Error messages are put on one line (newlines become spaces) so that a row is always a line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error")
+
+
+class ResultsError(ValueError):
+    """An existing output that cannot be resumed (not a vqscore table)."""
+
+
+def is_jsonl(path: str | os.PathLike | None) -> bool:
+    return bool(path) and Path(path).suffix.lower() in (".jsonl", ".ndjson")
+
+
+def format_row(values: dict, jsonl: bool, columns: Sequence[str] = COLUMNS) -> str:
+    """One complete line (with its newline). NaN/None: null in JSON lines, empty in CSV; floats 6 decimals in CSV."""
+    clean = {}
+    for c in columns:
+        v = values.get(c)
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if c == "error" and isinstance(v, str):
+            v = " ".join(v.splitlines())
+        clean[c] = v
+    if jsonl:
+        return json.dumps(clean) + "\n"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(["" if v is None else (f"{v:.6f}" if isinstance(v, float) else v) for v in clean.values()])
+    return out.getvalue()
+
+
+def csv_header(columns: Sequence[str] = COLUMNS) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(columns)
+    return out.getvalue()
+
+
+def parse_lines(text: str, jsonl: bool, columns: Sequence[str] = COLUMNS) -> list[tuple[str, str, bool]]:
+    """[(path, line, failed)] of complete rows of a table's text (the CSV header excluded)."""
+    rows = []
+    if jsonl:
+        for line in text.splitlines(keepends=True):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a damaged line: its file is scored again
+            if isinstance(data, dict) and isinstance(data.get("path"), str):
+                rows.append((data["path"], line, bool(data.get("error"))))
+        return rows
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return rows
+    if tuple(header) != tuple(columns):
+        raise ResultsError(f"unexpected CSV header {header}; expected {list(columns)}")
+    error_at = list(columns).index("error")
+    for fields in reader:
+        if len(fields) != len(columns):
+            continue
+        rows.append((fields[0], csv_line(fields), bool(fields[error_at])))
+    return rows
+
+
+def csv_line(fields: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue()
+
+
+def truncate_partial_line(path: Path) -> int:
+    """Cut off bytes after the last newline (a row a kill cut short). Returns how many bytes were removed."""
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        pos = size
+        step = 1 << 16
+        while pos > 0:
+            start = max(0, pos - step)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        if keep < size:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return size - keep
+
+
+class ResultsFile:
+    """An output table opened for appending, with the paths it already holds (`done`, path -> failed)."""
+
+    def __init__(self, path: str | os.PathLike, resume: bool = True, columns: Sequence[str] = COLUMNS):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.jsonl = is_jsonl(path)
+        self.done: dict[str, bool] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.exists() and self.path.stat().st_size > 0:
+            truncate_partial_line(self.path)
+            text = self.path.read_text(encoding="utf-8")
+            try:
+                rows = parse_lines(text, self.jsonl, self.columns)
+            except ResultsError as exc:
+                raise ResultsError(f"{self.path}: cannot resume: {exc} (use --overwrite to replace it)") from None
+            for p, _, failed in rows:
+                self.done.setdefault(p, failed)
+            if not self.jsonl and not text:
+                self._write_raw(csv_header(self.columns))
+        else:
+            with open(self.path, "w", encoding="utf-8") as f:
+                if not self.jsonl:
+                    f.write(csv_header(self.columns))
+                f.flush()
+                os.fsync(f.fileno())
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def _write_raw(self, text: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(text)
+
+    def write(self, rows: Iterable[dict]) -> None:
+        """Append rows, one os.write per complete line, then fsync."""
+        for values in rows:
+            data = format_row(values, self.jsonl, self.columns).encode("utf-8")
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            self.done.setdefault(values["path"], bool(values.get("error")))
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def finalize(self, order: Sequence[str]) -> None:
+        """Rewrite the table with this run's paths in `order` (after rows of other paths), atomically."""
+        self.close()
+        sort_table(self.path, order, self.jsonl, self.columns)
+
+
+def sort_table(path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS) -> None:
+    text = path.read_text(encoding="utf-8")
+    rows = parse_lines(text, jsonl, columns)
+    first: dict[str, str] = {}
+    for p, line, _ in rows:
+        first.setdefault(p, line)
+    wanted = set(order)
+    lines = [line for p, line in first.items() if p not in wanted]
+    lines += [first[p] for p in order if p in first]
+    out = ("" if jsonl else csv_header(columns)) + "".join(lines)
+    if out == text:
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(out)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
