@@ -120,6 +120,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             batch_frames=args.batch_frames,
             num_workers=args.workers,
             threads=args.threads,
+            lanes=args.lanes,
         )
         for results in batches:
             rows = [row_of(r).values() for r in results]
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--workers", type=int, default=None, metavar="N", help="decoding worker processes (default: half the physical cores on CPU, up to 8 with a GPU; 0 decodes in the main process)")
     score.add_argument("--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)")
+    score.add_argument("--lanes", type=int, default=None, metavar="N", help="batches scored concurrently, each with threads/N intra-op threads (default: one per thread on CPU, 1 on a GPU)")
     score.add_argument("--batch-frames", type=int, default=DEFAULT_BATCH_FRAMES, metavar="N", help="frames per batch, padding included (default: %(default)s, about 2 minutes of audio)")
     score.add_argument(
         "--distributed",

@@ -23,6 +23,7 @@ naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import os
 import sys
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from .audio import AudioError, load_audio
-from .engine import DEFAULT_BATCH_FRAMES, Engine, SpecBatch, configure_threads, pack_spectra, physical_cores, utterance_spectrum
+from .engine import DEFAULT_BATCH_FRAMES, Engine, SpecBatch, configure_threads, physical_cores, spectra_batch
 from .features import SAMPLE_RATE
 from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, combine_windows, read_blocks
 from .models.base import VQVAE
@@ -175,7 +176,7 @@ class _TaskStream(IterableDataset):
                 if not np.any(samples):
                     entry.silent_frames = self.features.num_frames(samples.shape[0])
                     continue
-                specs.append(utterance_spectrum(torch.from_numpy(samples), self.features))
+                specs.append(torch.from_numpy(samples))
                 entry.slot = len(specs) - 1
             except AudioError as exc:
                 entry.error = str(exc)
@@ -184,8 +185,7 @@ class _TaskStream(IterableDataset):
         for entry, _ in long_ones:
             entries.remove(entry)
         if entries:
-            batch = pack_spectra(specs, self.normalize, self.keep_raw) if specs else None
-            yield _Item("files", entries=entries, batch=batch)
+            yield _Item("files", entries=entries, batch=self._batch(specs))
         for entry, samples in long_ones:
             info = SourceInfo(entry.sample_rate, entry.channels, samples.shape[0])
             yield from self._windows(entry, iter([samples]), info, known=True)
@@ -238,9 +238,14 @@ class _TaskStream(IterableDataset):
             entry.silent_frames = self.features.num_frames(samples.shape[0])
             yield _Item("files", entries=[entry])
             return
-        spec = utterance_spectrum(torch.from_numpy(samples), self.features)
         entry.slot = 0
-        yield _Item("files", entries=[entry], batch=pack_spectra([spec], self.normalize, self.keep_raw))
+        yield _Item("files", entries=[entry], batch=self._batch([torch.from_numpy(samples)]))
+
+    def _batch(self, wavs: list[torch.Tensor]) -> SpecBatch | None:
+        if not wavs:
+            return None
+        shared = torch.utils.data.get_worker_info() is not None
+        return spectra_batch(wavs, self.features, self.normalize, self.keep_raw, shared=shared)
 
     def _frames(self, pending) -> int:
         return sum(1 + w.shape[0] // self.features.hop_length for _, w in pending)
@@ -260,11 +265,11 @@ class _TaskStream(IterableDataset):
         specs, slots = [], []
         for _, w in windows:
             if np.any(w):
-                specs.append(utterance_spectrum(torch.from_numpy(w), self.features))
+                specs.append(torch.from_numpy(w))
                 slots.append(len(specs) - 1)
             else:
                 slots.append(None)
-        batch = pack_spectra(specs, self.normalize, self.keep_raw) if specs else None
+        batch = self._batch(specs)
         starts = [s for s, _ in windows]
         stops = [s + w.shape[0] for s, w in windows]
         return _Item("windows", batch=batch, path=path, starts=starts, stops=stops, slots=slots)
@@ -275,9 +280,10 @@ def _identity(item):
 
 
 def default_workers(device: torch.device) -> int:
-    """Decoding workers: on CPU half the physical cores (at least 1, at most 4), on an accelerator up to 8."""
+    """Decoding workers: on CPU one per physical core up to 8 (they run at a lower priority, so they take the
+    cycles the model leaves and no core idles while the model waits for a batch); with a GPU up to 8."""
     if device.type == "cpu":
-        return max(1, min(4, physical_cores() // 2))
+        return max(1, min(8, physical_cores()))
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
@@ -297,27 +303,34 @@ def score_file_batches(
     prefetch: int = 2,
     policy: LongformPolicy = DEFAULT_POLICY,
     threads: int | None = None,
+    lanes: int | None = None,
     worker_nice: int | None = None,
 ) -> Iterator[list[FileResult]]:
     """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
 
-    num_workers: decoding processes (0: decode in this process; default: `default_workers`); threads: the
-    model's intra-op threads on CPU (default: physical cores). Scores equal `vqscore.load(...).score(path)`
-    (windowed beyond 30 minutes, see `vqscore.longform`); cos_x / l2_x only `with_decoder`."""
+    num_workers: decoding processes (0: decode in this process; default: `default_workers`).
+    threads: CPU threads for the model (default: one per physical core), split into `lanes`: batches scored
+    concurrently by that many Python threads, each with threads // lanes intra-op threads (default on CPU: one
+    lane per thread, i.e. single-threaded ops with no OpenMP barriers; on a GPU one lane).
+    Scores equal `vqscore.load(...).score(path)` (windowed beyond 30 minutes, see `vqscore.longform`);
+    cos_x / l2_x only `with_decoder`."""
     engine = engine_for(network)
     device = engine.device
-    features = network.features
     previous_threads = torch.get_num_threads()
     if device.type == "cpu":
-        configure_threads(threads)
+        total = int(threads) if threads else physical_cores()
+        lanes = max(1, min(int(lanes or total), total))
+        configure_threads(max(1, total // lanes))
+    else:
+        lanes = max(1, int(lanes or 1))
     try:
-        yield from _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice)
+        yield from _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes)
     finally:
         if torch.get_num_threads() != previous_threads:
             torch.set_num_threads(previous_threads)
 
 
-def _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice) -> Iterator[list[FileResult]]:
+def _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes) -> Iterator[list[FileResult]]:
     device, features = engine.device, engine.features
     if num_workers is None:
         num_workers = default_workers(device)
@@ -333,19 +346,49 @@ def _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, polic
     loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=device.type == "cuda")
     if num_workers > 0:
         loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
-    long_parts: dict[str, dict] = {}
-    for item in DataLoader(stream, **loader_args):
+
+    def work(item: _Item):
         if item.kind == "files":
-            yield list(_finish_files(engine, item, with_decoder))
+            return item, list(_finish_files(engine, item, with_decoder))
+        if item.kind == "windows":
+            return item, _score_windows(engine, item, with_decoder)
+        return item, None
+
+    loader = DataLoader(stream, **loader_args)
+    outputs = map(work, loader) if lanes == 1 else _threaded_map(work, loader, lanes)
+    long_parts: dict[str, dict] = {}
+    for item, out in outputs:
+        if item.kind == "files":
+            yield out
             continue
         state = long_parts.setdefault(item.path, {"windows": [], "end": None})
         if item.kind == "windows":
-            state["windows"].extend(_score_windows(engine, item, with_decoder))
+            state["windows"].extend(out)
         else:
             state["end"] = item
         result = _maybe_long_result(engine, long_parts, item.path)
         if result is not None:
             yield [result]
+
+
+def _threaded_map(fn, items: Iterable, lanes: int) -> Iterator:
+    """fn over items on `lanes` threads (torch ops release the GIL), results in completion order, at most
+    2 x lanes items taken ahead of the slowest."""
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="vqscore-lane") as pool:
+        pending: set = set()
+        source = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * lanes:
+                try:
+                    pending.add(pool.submit(fn, next(source)))
+                except StopIteration:
+                    exhausted = True
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
 
 
 def _mp_context():
