@@ -19,7 +19,7 @@ install: $(PY)
 	$(PY) -m pip install -q "$(TORCH)" -e .
 
 install-dev: $(PY)
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,train]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,train,eval]"
 
 # The main job: score audio with the shipped default model.
 run: install
@@ -31,7 +31,6 @@ test: install-dev
 	$(PY) -m pytest -q
 
 test-slow: install-dev
-	$(PY) -m pip install -q -e ".[eval]"
 	$(PY) -m pytest -q -m "slow or training"
 
 lint: install-dev
