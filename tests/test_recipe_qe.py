@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 pytest.importorskip("lightning")
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ import vqscore  # noqa: E402
 from recipes.common.corpus import collect, heldout_speakers, speaker_of  # noqa: E402
 from recipes.common.data import RandomCrops, random_gain  # noqa: E402
 from recipes.common.metrics import pearson, spearman  # noqa: E402
+from recipes.common.export import main as export_main  # noqa: E402
 from recipes.qe.train import main  # noqa: E402
 
 
@@ -78,6 +80,14 @@ def test_tiny_recipe_trains_exports_and_scores(corpus, tmp_path):
     score = model.score(str(clean / "spk1" / "u0.flac"))
     assert math.isfinite(score.cos_z) and -1.0 <= score.cos_z <= 1.0
     assert model.network.quantizer.initialized.item()
+
+    # Exporting the best checkpoint afterwards gives the same weights as the end-of-fit callback.
+    best = next(p for p in run.rglob("*.ckpt") if p.name != "last.ckpt")
+    export_main([str(best), str(tmp_path / "exported"), "--name", "again", "--version", "0.0.2"])
+    again = vqscore.load(tmp_path / "exported" / "again.json")
+    for key, value in model.network.state_dict().items():
+        assert torch.equal(value, again.network.state_dict()[key]), key
+    assert json.loads((tmp_path / "exported" / "again.json").read_text())["training"]["best"]["monitor"] == "val/srcc"
 
 
 def test_heldout_speakers_are_excluded(tmp_path):

@@ -1,7 +1,10 @@
-"""Callback that exports the best checkpoint of a run as a vqscore bundle with its model card."""
+"""Export a trained VQ-VAE as a vqscore bundle with its model card: at the end of fit (callback) or from any
+checkpoint afterwards (`python -m recipes.common.export`)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
 import time
 from pathlib import Path
@@ -17,9 +20,56 @@ def machine() -> str:
     return f"{platform.machine()} {platform.processor() or ''} x{torch.get_num_threads()} threads, torch {torch.__version__}".replace("  ", " ")
 
 
+def plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def write_card(json_path: Path, name: str, version: str, training: dict) -> Path:
+    data = training.get("data", {})
+    best = training.get("best", {})
+    lines = [
+        f"# {name} v{version}",
+        "",
+        f"Bundle `{json_path.name}` (model config, feature config, weights file and its sha256 inside).",
+        "",
+        "## Training",
+        f"- data: {data.get('files')} files, {data.get('speakers')} speakers, {data.get('hours')} h of clean speech "
+        f"from {', '.join(data.get('sources', []))}; {data.get('heldout_speakers_excluded')} held-out speakers excluded",
+        f"- steps: {training.get('steps_total')} run, weights from step {best.get('step')} "
+        f"({best.get('monitor')} = {best.get('score')})",
+        f"- batch size {training.get('batch_size')}; hyper-parameters: {training.get('hyper_parameters')}",
+        f"- wall time: {training.get('wall_time_s', 0) / 3600:.2f} h on {training.get('machine')}",
+        "",
+        "## Measured quality",
+        "Not measured yet: run benchmarks/quality.py and benchmarks/model_card.py.",
+        "",
+    ]
+    if training.get("notes"):
+        lines += ["## Notes", training["notes"], ""]
+    card = json_path.with_suffix(".md")
+    card.write_text("\n".join(lines))
+    return card
+
+
+def export(module: L.LightningModule, directory: str | Path, name: str, version: str, training: dict) -> Path:
+    """Write `module.model` as `<directory>/<name>.json` + weights + `<name>.md`; returns the JSON path."""
+    json_path = save_bundle(module.model.cpu(), directory, name, version, training)
+    write_card(json_path, name, version, training)
+    return json_path
+
+
+def checkpoint_best(path: str) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    best = {"step": int(state.get("global_step", 0)), "monitor": None, "score": None, "checkpoint": Path(path).name}
+    for key, value in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and value.get("best_model_score") is not None:
+            best.update(monitor=value.get("monitor"), score=float(value["best_model_score"]))
+    return best
+
+
 class ExportBundle(L.Callback):
-    """At the end of fit, write the best checkpoint (by the checkpoint callback's monitor) as `<directory>/<name>.json`
-    + weights + `<name>.md`; without a monitored best, the final weights."""
+    """At the end of fit, export the best checkpoint (by the checkpoint callback's monitor), or the final weights
+    when nothing was monitored."""
 
     def __init__(self, directory: str, name: str, version: str = "1.0.0", notes: str = ""):
         self.directory, self.name, self.version, self.notes = Path(directory), name, version, notes
@@ -32,17 +82,15 @@ class ExportBundle(L.Callback):
         if trainer.global_rank != 0:
             return
         ckpt = trainer.checkpoint_callback
-        best_path = getattr(ckpt, "best_model_path", "") if ckpt else ""
-        model = pl_module.model
         best = {"step": trainer.global_step, "monitor": None, "score": None, "checkpoint": None}
-        if best_path:
-            state = torch.load(best_path, map_location="cpu", weights_only=True)
+        if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
             pl_module.load_state_dict(state["state_dict"])
             best = {
                 "step": int(state.get("global_step", trainer.global_step)),
                 "monitor": ckpt.monitor,
                 "score": None if ckpt.best_model_score is None else float(ckpt.best_model_score),
-                "checkpoint": Path(best_path).name,
+                "checkpoint": Path(ckpt.best_model_path).name,
             }
         dm = trainer.datamodule
         training = {
@@ -51,33 +99,36 @@ class ExportBundle(L.Callback):
             "best": best,
             "wall_time_s": round(time.time() - self.started, 1),
             "machine": machine(),
-            "hyper_parameters": {k: (list(v) if isinstance(v, tuple) else v) for k, v in pl_module.hparams.items()},
-            "batch_size": getattr(getattr(dm, "hparams", {}), "batch_size", None),
+            "hyper_parameters": {k: plain(v) for k, v in pl_module.hparams.items() if not k.startswith("_")},
+            "batch_size": dm.hparams.batch_size if dm is not None else None,
             "vqscore_version": vqscore.__version__,
             "notes": self.notes,
         }
-        json_path = save_bundle(model.cpu(), self.directory, self.name, self.version, training)
-        self.write_card(json_path, training)
+        export(pl_module, self.directory, self.name, self.version, training)
 
-    def write_card(self, json_path: Path, training: dict) -> None:
-        data = training["data"]
-        lines = [
-            f"# {self.name} v{self.version}",
-            "",
-            f"Bundle: `{json_path.name}` (weights and sha256 inside). Model kind: {training['hyper_parameters'].get('codebook_dim') and 'see JSON'}.",
-            "",
-            "## Training",
-            f"- data: {data.get('files')} files, {data.get('speakers')} speakers, {data.get('hours')} h of clean speech "
-            f"from {', '.join(data.get('sources', []))}; {data.get('heldout_speakers_excluded')} held-out speakers excluded",
-            f"- steps: {training['steps_total']} (best at step {training['best']['step']}, "
-            f"{training['best']['monitor']} = {training['best']['score']})",
-            f"- batch size: {training['batch_size']}; hyper-parameters: {training['hyper_parameters']}",
-            f"- wall time: {training['wall_time_s'] / 3600:.2f} h on {training['machine']}",
-            "",
-            "## Measured quality",
-            "See the README's results table (benchmarks/quality.py).",
-            "",
-        ]
-        if self.notes:
-            lines += ["## Notes", self.notes, ""]
-        json_path.with_suffix(".md").write_text("\n".join(lines))
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Export a recipe checkpoint as a vqscore bundle with its model card.")
+    parser.add_argument("checkpoint", help="Lightning .ckpt of a recipe module")
+    parser.add_argument("output_dir")
+    parser.add_argument("--module", default="recipes.qe.module.QETrainingModule", help="LightningModule class path")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--run-info", help="JSON with data/steps_total/wall_time_s/machine/batch_size of the run")
+    parser.add_argument("--notes", default="")
+    args = parser.parse_args(argv)
+    module_path, _, cls_name = args.module.rpartition(".")
+    cls = getattr(__import__(module_path, fromlist=[cls_name]), cls_name)
+    module = cls.load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True)
+    training = json.loads(Path(args.run_info).read_text()) if args.run_info else {}
+    training.update(
+        best=checkpoint_best(args.checkpoint),
+        hyper_parameters={k: plain(v) for k, v in module.hparams.items() if not k.startswith("_")},
+        vqscore_version=vqscore.__version__,
+        notes=args.notes,
+    )
+    print(export(module, args.output_dir, args.name, args.version, training))
+
+
+if __name__ == "__main__":
+    main()
