@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    command = shlex.join([sys.executable, *(sys.argv if argv is None else ["benchmarks/quality.py", *argv])])
+    # "python" rather than sys.executable: the record must not carry this machine's paths.
+    command = shlex.join(["python", *(sys.argv if argv is None else ["benchmarks/quality.py", *argv])])
 
     manifest = args.set / "manifest.csv"
     rows = read_manifest(manifest)
