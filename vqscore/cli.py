@@ -6,19 +6,19 @@ import argparse
 import io
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
 from .api import load
 from .audio import AudioError, audio_extensions
 from .bundle import BundleError, save_bundle, shipped_bundles
+from .engine import DEFAULT_BATCH_FRAMES
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
-from .engine import DEFAULT_BATCH_FRAMES
-from .results import COLUMNS, ResultsError, ResultsFile, format_row, csv_header, is_jsonl
+from .results import COLUMNS, ResultsError, ResultsFile, csv_header, format_row, is_jsonl, row_values
 
 __all__ = ["COLUMNS", "Row", "build_parser", "main", "walk"]
 
@@ -53,13 +53,6 @@ def walk(paths: Sequence[str], extensions: frozenset[str]) -> Iterator[str]:
 def unique(paths: Iterator[str]) -> list[str]:
     """Each file once, first occurrence kept."""
     return list(dict.fromkeys(paths))
-
-
-def row_of(result) -> Row:
-    row = Row(result.path, result.duration_s, result.sample_rate, result.channels, error=result.error)
-    if result.score is not None and not result.error:
-        row.vqscore, row.l2_z = result.score.cos_z, result.score.l2_z
-    return row
 
 
 class StdoutRows:
@@ -123,7 +116,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             lanes=args.lanes,
         )
         for results in batches:
-            rows = [row_of(r).values() for r in results]
+            rows = [row_values(r) for r in results]
             sink.write(rows)
             failed.update(r["path"] for r in rows if r["error"])
             bar.update(len(rows))
@@ -135,7 +128,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         table.finalize(files)
     note = f" ({skipped} already in {args.output})" if skipped else ""
     print(
-        f"vqscore score: {len(files) - len(failed)} scored, {len(failed)} failed{note}" + (f" -> {args.output}" if args.output else ""),
+        f"vqscore score: {len(files) - len(failed)} scored, {len(failed)} failed{note}"
+        + (f" -> {args.output}" if args.output else ""),
         file=sys.stderr,
     )
     return 1 if failed else 0
@@ -187,8 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
-    score.add_argument("-o", "--output", metavar="OUT", help="output file: .csv, or .jsonl/.ndjson for JSON lines (default: CSV on stdout)")
-    score.add_argument("--model", default="default", help="shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)")
+    score.add_argument(
+        "-o", "--output", metavar="OUT", help="output file: .csv, or .jsonl/.ndjson for JSON lines (default: CSV on stdout)"
+    )
+    score.add_argument(
+        "--model", default="default", help="shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)"
+    )
     score.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
     score.add_argument(
         "--overwrite",
@@ -196,10 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace OUT instead of resuming it (by default rows are appended to an existing OUT and the files it "
         "already holds, scored or failed, are skipped)",
     )
-    score.add_argument("--workers", type=int, default=None, metavar="N", help="decoding worker processes (default: half the physical cores on CPU, up to 8 with a GPU; 0 decodes in the main process)")
-    score.add_argument("--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)")
-    score.add_argument("--lanes", type=int, default=None, metavar="N", help="batches scored concurrently, each with threads/N intra-op threads (default: one per thread on CPU, 1 on a GPU)")
-    score.add_argument("--batch-frames", type=int, default=DEFAULT_BATCH_FRAMES, metavar="N", help="frames per batch, padding included (default: %(default)s, about 2 minutes of audio)")
+    score.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decoding worker processes (default: half the physical cores on CPU, up to 8 with a GPU; 0 decodes in the main process)",
+    )
+    score.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)"
+    )
+    score.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batches scored concurrently, each with threads/N intra-op threads (default: one per thread on CPU, 1 on a GPU)",
+    )
+    score.add_argument(
+        "--batch-frames",
+        type=int,
+        default=DEFAULT_BATCH_FRAMES,
+        metavar="N",
+        help="frames per batch, padding included (default: %(default)s, about 2 minutes of audio)",
+    )
     score.add_argument(
         "--distributed",
         type=int,
@@ -210,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.set_defaults(func=cmd_score)
 
-    models = sub.add_parser("models", help="list the bundles shipped in pretrained/", description="List shipped bundles: name, kind, version, path, training data.")
+    models = sub.add_parser(
+        "models",
+        help="list the bundles shipped in pretrained/",
+        description="List shipped bundles: name, kind, version, path, training data.",
+    )
     models.set_defaults(func=cmd_models)
 
     convert = sub.add_parser(

@@ -11,10 +11,14 @@ Pipeline:
 3. Worker processes (a torch `DataLoader` over an iterable of tasks, each worker pulling the next task from a
    shared counter, results taken in completion order, `prefetch_factor` batches ahead per worker) decode,
    mix to mono, resample, compute the STFT magnitude and the input InstanceNorm of each file, and hand a
-   zero-padded (batch, bins, frames) tensor to the main process through shared memory. Workers are
-   single-threaded and, on CPU, run at a lower priority so that they fill the cycles the model leaves idle instead
-   of preempting its threads (a preempted OpenMP thread stalls its siblings at the next barrier).
-4. The main process runs the encoder and quantizer (`engine.Engine`) on each batch as it arrives.
+   zero-padded (batch, bins, frames) tensor to the main process through shared memory (allocated there, so
+   sending it copies nothing). Workers are single-threaded.
+4. The main process runs the encoder and quantizer (`engine.Engine`) on each batch as it arrives, on CPU in
+   "lanes": as many Python threads as physical cores, each scoring its own batch with single-threaded torch ops
+   (they release the GIL). Independent batches need no synchronisation, whereas one batch split over OpenMP
+   threads makes every op wait at a barrier for the slowest thread: on a machine shared with other programs a
+   preempted thread stalls all the others (measured on the 2-core development VM under load: 2 lanes x 1 thread
+   16.5 s for the clean corpus, 1 lane x 2 threads 86-135 s). With a GPU there is one lane.
 
 Files that cannot be read, are too short or contain NaN come back as results with `error` set, the message
 naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
@@ -23,11 +27,11 @@ naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
 from __future__ import annotations
 
 import multiprocessing as mp
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -44,7 +48,9 @@ from .scoring import Score, check_length, engine_for, scores_from_batch, silent_
 # A file whose header promises more than (whole-file limit - this) is streamed, so that resampling rounding never
 # sends a file over the limit through the in-memory path.
 LONG_MARGIN_S = 1.0
-WORKER_NICE = 10
+# Niceness of decoding workers (0: same priority as the model). Lowering their priority starves them whenever
+# other programs keep the machine busy, so it is off by default; the model's lanes have no barriers to protect.
+WORKER_NICE = 0
 
 
 @dataclass
@@ -107,7 +113,9 @@ def probe(path: str) -> int | None:
     return int(frames) if rate == SAMPLE_RATE else int(round(frames * SAMPLE_RATE / rate))
 
 
-def plan_tasks(lengths: Sequence[int | None], paths: Sequence[str], hop: int, batch_frames: int, policy: LongformPolicy) -> list[Task]:
+def plan_tasks(
+    lengths: Sequence[int | None], paths: Sequence[str], hop: int, batch_frames: int, policy: LongformPolicy
+) -> list[Task]:
     """Batches of short files sorted by length (unknown lengths go alone), one task per possibly-long file."""
     limit = policy.max_whole_samples() - int(LONG_MARGIN_S * SAMPLE_RATE)
     tasks: list[Task] = [Task([paths[i]], long=True) for i, n in enumerate(lengths) if n is not None and n > limit]
@@ -167,7 +175,11 @@ class _TaskStream(IterableDataset):
             entries.append(entry)
             try:
                 audio = load_audio(path)
-                entry.duration_s, entry.sample_rate, entry.channels = audio.duration_s, audio.source_rate, audio.source_channels
+                entry.duration_s, entry.sample_rate, entry.channels = (
+                    audio.duration_s,
+                    audio.source_rate,
+                    audio.source_channels,
+                )
                 samples = audio.samples
                 check_length(samples, self.min_samples, path)
                 if self.policy.is_long(samples.shape[0]):  # the header under-promised
@@ -330,45 +342,102 @@ def score_file_batches(
             torch.set_num_threads(previous_threads)
 
 
-def _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes) -> Iterator[list[FileResult]]:
-    device, features = engine.device, engine.features
+def make_loader(
+    engine: Engine,
+    tasks: list[Task],
+    *,
+    with_decoder: bool,
+    batch_frames: int,
+    policy: LongformPolicy,
+    num_workers: int,
+    prefetch: int = 2,
+    worker_nice: int = WORKER_NICE,
+) -> DataLoader:
+    """A DataLoader of `_Item`s (decoded, spectrum-ready batches) over `tasks`, completion order."""
+    features = engine.features
+    counter = mp.Value("l", 0)
+    stream = _TaskStream(
+        tasks,
+        features,
+        features.min_samples,
+        engine.normalizes_input,
+        with_decoder,
+        batch_frames,
+        policy,
+        counter,
+        worker_nice,
+    )
+    loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=engine.device.type == "cuda")
+    if num_workers > 0:
+        loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
+    return DataLoader(stream, **loader_args)
+
+
+def score_item(engine: Engine, item: _Item, with_decoder: bool):
+    """The model's part of one item: file results for a batch of files, (start, stop, Score) for windows."""
+    if item.kind == "files":
+        return list(_finish_files(engine, item, with_decoder))
+    if item.kind == "windows":
+        return _score_windows(engine, item, with_decoder)
+    return None
+
+
+class ResultAssembler:
+    """Turns scored items back into `FileResult`s, putting long files together from their windows."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.long_parts: dict[str, dict] = {}
+
+    def add(self, item: _Item, scored) -> list[FileResult]:
+        if item.kind == "files":
+            return scored
+        state = self.long_parts.setdefault(item.path, {"windows": [], "end": None})
+        if item.kind == "windows":
+            state["windows"].extend(scored)
+        else:
+            state["end"] = item
+        result = _maybe_long_result(self.engine, self.long_parts, item.path)
+        return [] if result is None else [result]
+
+
+def plan_paths(engine: Engine, paths: Sequence[str], batch_frames: int, policy: LongformPolicy) -> list[Task]:
+    """Probe and plan (deterministic: every distributed rank computes the same tasks)."""
+    lengths = [probe(p) for p in paths]
+    return plan_tasks(lengths, list(paths), engine.features.hop_length, batch_frames, policy)
+
+
+def _run(
+    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes
+) -> Iterator[list[FileResult]]:
     if num_workers is None:
-        num_workers = default_workers(device)
+        num_workers = default_workers(engine.device)
     if worker_nice is None:
-        worker_nice = WORKER_NICE if device.type == "cpu" else 0
+        worker_nice = WORKER_NICE
     paths = [os.fspath(p) for p in paths]
     if not paths:
         return
-    lengths = [probe(p) for p in paths]
-    tasks = plan_tasks(lengths, paths, features.hop_length, batch_frames, policy)
-    counter = mp.Value("l", 0)
-    stream = _TaskStream(tasks, features, features.min_samples, engine.normalizes_input, with_decoder, batch_frames, policy, counter, worker_nice)
-    loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=device.type == "cuda")
-    if num_workers > 0:
-        loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
+    tasks = plan_paths(engine, paths, batch_frames, policy)
+    loader = make_loader(
+        engine,
+        tasks,
+        with_decoder=with_decoder,
+        batch_frames=batch_frames,
+        policy=policy,
+        num_workers=num_workers,
+        prefetch=prefetch,
+        worker_nice=worker_nice,
+    )
 
     def work(item: _Item):
-        if item.kind == "files":
-            return item, list(_finish_files(engine, item, with_decoder))
-        if item.kind == "windows":
-            return item, _score_windows(engine, item, with_decoder)
-        return item, None
+        return item, score_item(engine, item, with_decoder)
 
-    loader = DataLoader(stream, **loader_args)
     outputs = map(work, loader) if lanes == 1 else _threaded_map(work, loader, lanes)
-    long_parts: dict[str, dict] = {}
-    for item, out in outputs:
-        if item.kind == "files":
-            yield out
-            continue
-        state = long_parts.setdefault(item.path, {"windows": [], "end": None})
-        if item.kind == "windows":
-            state["windows"].extend(out)
-        else:
-            state["end"] = item
-        result = _maybe_long_result(engine, long_parts, item.path)
-        if result is not None:
-            yield [result]
+    assembler = ResultAssembler(engine)
+    for item, scored in outputs:
+        results = assembler.add(item, scored)
+        if results:
+            yield results
 
 
 def _threaded_map(fn, items: Iterable, lanes: int) -> Iterator:
@@ -437,7 +506,7 @@ def _score_windows(engine: Engine, item: _Item, with_decoder: bool) -> list:
     features = engine.features
     scores = _score_rows(engine, item.batch, with_decoder) if item.batch is not None else []
     out = []
-    for start, stop, slot in zip(item.starts, item.stops, item.slots):
+    for start, stop, slot in zip(item.starts, item.stops, item.slots, strict=True):
         if slot is None:
             s = silent_score(features.num_frames(stop - start), features.hop_length, features.sample_rate)
         else:

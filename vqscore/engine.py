@@ -45,8 +45,8 @@ memory, and nothing else changes. Models other than the QE kind (the SE enhancer
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -155,7 +155,9 @@ class SpecBatch:
     raw: torch.Tensor | None = None
 
     def pin_memory(self) -> SpecBatch:  # DataLoader(pin_memory=True) calls this on custom batch types
-        return SpecBatch(self.spec.pin_memory(), self.frames, self.normalized, None if self.raw is None else self.raw.pin_memory())
+        return SpecBatch(
+            self.spec.pin_memory(), self.frames, self.normalized, None if self.raw is None else self.raw.pin_memory()
+        )
 
 
 def _buffer(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
@@ -170,7 +172,9 @@ def _buffer(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
     return torch.empty(0, dtype=torch.float32).set_(storage, 0, shape, strides)
 
 
-def spectra_batch(wavs: Sequence[torch.Tensor], features: StftConfig, normalize: bool, keep_raw: bool, shared: bool = False) -> SpecBatch:
+def spectra_batch(
+    wavs: Sequence[torch.Tensor], features: StftConfig, normalize: bool, keep_raw: bool, shared: bool = False
+) -> SpecBatch:
     """Utterances (samples,) float32 at 16 kHz -> one zero-tailed (batch, bins, max_frames) `SpecBatch`.
 
     Each utterance's STFT magnitude is written straight into its row of the batch (and, with `normalize`, put
@@ -184,7 +188,9 @@ def spectra_batch(wavs: Sequence[torch.Tensor], features: StftConfig, normalize:
     scratch = torch.empty(2, bins * longest)
     for i, w in enumerate(wavs):
         n = frames[i]
-        magnitude = _magnitude_into(_stft(w, features), scratch[0, : bins * n].view(bins, n), scratch[1, : bins * n].view(bins, n), features)
+        magnitude = _magnitude_into(
+            _stft(w, features), scratch[0, : bins * n].view(bins, n), scratch[1, : bins * n].view(bins, n), features
+        )
         if normalize:
             out[i, :, :n] = F.instance_norm(magnitude[None], eps=INSTANCE_NORM_EPS)[0]
             if raw is not None:
@@ -335,7 +341,11 @@ class Engine:
         """Codes of frames z (n, dim): argmax of cosine similarity, ties to the lowest index."""
         x = F.normalize(z, p=2, dim=-1)
         if x.device.type != "cpu" or x.shape[0] <= self.quant_chunk:
-            return torch.mm(x, self.codebook_t).argmax(dim=-1) if x.device.type != "cpu" else _first_argmax(torch.mm(x, self.codebook_t))
+            return (
+                torch.mm(x, self.codebook_t).argmax(dim=-1)
+                if x.device.type != "cpu"
+                else _first_argmax(torch.mm(x, self.codebook_t))
+            )
         n, chunk = x.shape[0], self.quant_chunk
         out = torch.empty(n, dtype=torch.long)
         buffer = torch.empty(chunk, self.codebook_t.shape[1])
@@ -419,7 +429,11 @@ class Engine:
             return batch
         blocking = self.device.type != "cuda"
         spec = batch.spec.to(self.device, non_blocking=not blocking)
-        raw = None if batch.raw is None else (spec if batch.raw is batch.spec else batch.raw.to(self.device, non_blocking=not blocking))
+        raw = (
+            None
+            if batch.raw is None
+            else (spec if batch.raw is batch.spec else batch.raw.to(self.device, non_blocking=not blocking))
+        )
         return SpecBatch(spec, batch.frames, batch.normalized, raw)
 
     # -- in-memory utterances

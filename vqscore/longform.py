@@ -34,8 +34,8 @@ Deciding "whole or windowed" needs the 16 kHz length, so up to 30 minutes of 16 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -134,7 +134,11 @@ def read_blocks(path: str | os.PathLike, info: SourceInfo | None = None, block: 
         total_in = 0
         try:
             for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-                mono = data.mean(axis=1, dtype=np.float64).astype(np.float32) if channels > 1 else np.ascontiguousarray(data[:, 0])
+                mono = (
+                    data.mean(axis=1, dtype=np.float64).astype(np.float32)
+                    if channels > 1
+                    else np.ascontiguousarray(data[:, 0])
+                )
                 total_in += mono.shape[0]
                 finite = np.isfinite(mono)
                 if not finite.all():
@@ -220,7 +224,9 @@ def combine_windows(windows: list[tuple[int, int, object, np.ndarray]], hop: int
         n = per_frame.shape[0]
         parts.append(per_frame)
         times.append(start / sample_rate + np.arange(n, dtype=np.float64) * hop / sample_rate)
-        listed.append(WindowScore(start / sample_rate, stop / sample_rate, score.cos_z, score.l2_z, score.cos_x, score.l2_x, n))
+        listed.append(
+            WindowScore(start / sample_rate, stop / sample_rate, score.cos_z, score.l2_z, score.cos_x, score.l2_x, n)
+        )
         for key, acc in weights.items():
             value = getattr(score, key)
             if np.isfinite(value):

@@ -19,8 +19,8 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error")
 
@@ -46,7 +46,9 @@ def format_row(values: dict, jsonl: bool, columns: Sequence[str] = COLUMNS) -> s
     if jsonl:
         return json.dumps(clean) + "\n"
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["" if v is None else (f"{v:.6f}" if isinstance(v, float) else v) for v in clean.values()])
+    csv.writer(out, lineterminator="\n").writerow(
+        ["" if v is None else (f"{v:.6f}" if isinstance(v, float) else v) for v in clean.values()]
+    )
     return out.getvalue()
 
 
@@ -88,6 +90,71 @@ def csv_line(fields: Sequence[str]) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow(fields)
     return out.getvalue()
+
+
+def row_values(result) -> dict:
+    """The table row of a `corpus.FileResult`: the score columns are cos_z (as `vqscore`) and l2_z."""
+    score = None if result.error else result.score
+    return {
+        "path": result.path,
+        "duration_s": result.duration_s,
+        "sample_rate": result.sample_rate,
+        "channels": result.channels,
+        "vqscore": None if score is None else score.cos_z,
+        "l2_z": None if score is None else score.l2_z,
+        "error": result.error,
+    }
+
+
+def complete_text(path: Path) -> str:
+    """A table's text up to its last newline, without modifying it (another process may be writing it)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    return data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+
+
+def read_done(path: Path, jsonl: bool, columns: Sequence[str] = COLUMNS) -> dict[str, bool]:
+    """path -> failed, for the complete rows of a table (empty if it does not exist)."""
+    done: dict[str, bool] = {}
+    for p, _, failed in parse_lines(complete_text(path), jsonl, columns):
+        done.setdefault(p, failed)
+    return done
+
+
+def shard_path(output: Path, rank: int) -> Path:
+    """Where rank `rank` of a distributed run appends its rows: a hidden file beside the output."""
+    return output.parent / f".{output.name}.shard{rank}{output.suffix}"
+
+
+def shard_paths(output: Path) -> list[Path]:
+    return sorted(output.parent.glob(f".{output.name}.shard*{output.suffix}"))
+
+
+def merge_shards(output: Path, order: Sequence[str], columns: Sequence[str] = COLUMNS) -> None:
+    """Fold the shards of a distributed run into `output` (rows already there first, then shards, each path
+    once), in `order` like `sort_table`, atomically; then delete the shards."""
+    jsonl = is_jsonl(output)
+    shards = shard_paths(output)
+    text = complete_text(output)
+    if not jsonl and not text:
+        text = csv_header(columns)
+    pieces = [text]
+    for shard in shards:
+        rows = parse_lines(complete_text(shard), jsonl, columns) if not jsonl else None
+        if jsonl:
+            pieces.append(complete_text(shard))
+        else:
+            pieces.append("".join(line for _, line, _ in rows))
+    tmp = output.with_name(f".{output.name}.merge-{os.getpid()}")
+    tmp.write_text("".join(pieces), encoding="utf-8")
+    sort_table(tmp, order, jsonl, columns)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, output)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
 
 
 def truncate_partial_line(path: Path) -> int:
@@ -171,6 +238,7 @@ class ResultsFile:
 
 
 def sort_table(path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS) -> None:
+    """Rewrite a table in `order` (rows of other paths first, in their order; each path once), atomically."""
     text = path.read_text(encoding="utf-8")
     rows = parse_lines(text, jsonl, columns)
     first: dict[str, str] = {}

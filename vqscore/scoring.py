@@ -9,8 +9,8 @@ streams files through worker processes for the command line. Recordings longer t
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def frame_times(num_frames: int, hop: int, rate: int) -> np.ndarray:
     return np.arange(num_frames, dtype=np.float64) * hop / rate
 
 
-_ENGINES: "weakref.WeakKeyDictionary[VQVAE, Engine]" = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary[VQVAE, Engine] = weakref.WeakKeyDictionary()
 
 
 def engine_for(model: VQVAE) -> Engine:
@@ -144,7 +144,7 @@ def score_utterances(
     results: list[Score | None] = [None] * len(wavs)
     pieces: list[tuple[int, int, int]] = []  # (utterance, start, stop) scored as one utterance each
     windowed: dict[int, list[tuple[int, int]]] = {}
-    for i, (w, name) in enumerate(zip(wavs, names)):
+    for i, (w, name) in enumerate(zip(wavs, names, strict=True)):
         check_length(w, features.min_samples, name)
         if policy.is_long(w.shape[0]):
             windowed[i] = window_bounds(w.shape[0], window)
@@ -162,7 +162,9 @@ def score_utterances(
     for batch in plan_batches([b - a for _, a, b in active], hop, max_batch_frames):
         chosen = [active[j] for j in batch]
         prepared = engine.prepare([wavs[i][a:b] for i, a, b in chosen], keep_raw=with_decoder)
-        for (i, a, _), score in zip(chosen, scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen))):
+        for (i, a, _), score in zip(
+            chosen, scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen)), strict=True
+        ):
             piece_scores[(i, a)] = score
     for i in range(len(wavs)):
         if i in windowed:
