@@ -82,12 +82,33 @@ def test_tiny_recipe_trains_exports_and_scores(corpus, tmp_path):
     assert model.network.quantizer.initialized.item()
 
     # Exporting the best checkpoint afterwards gives the same weights as the end-of-fit callback.
-    best = next(p for p in run.rglob("*.ckpt") if p.name != "last.ckpt")
+    best = next(run.rglob("best-*.ckpt"))
     export_main([str(best), str(tmp_path / "exported"), "--name", "again", "--version", "0.0.2"])
     again = vqscore.load(tmp_path / "exported" / "again.json")
     for key, value in model.network.state_dict().items():
         assert torch.equal(value, again.network.state_dict()[key]), key
     assert json.loads((tmp_path / "exported" / "again.json").read_text())["training"]["best"]["monitor"] == "val/srcc"
+
+
+def test_tiny_recipe_resumes_from_latest_checkpoint(corpus, tmp_path):
+    clean, manifest = corpus
+    run = tmp_path / "run"
+    common = [
+        "fit",
+        "--config",
+        str(ROOT / "recipes/qe/tiny.yaml"),
+        f"--data.sources=[{clean}]",
+        f"--data.quality_manifest={manifest}",
+        f"--trainer.default_root_dir={run}",
+        f"--trainer.logger.init_args.save_dir={run}",
+        f"--trainer.callbacks.init_args.directory={run / 'bundle'}",
+    ]
+    main(common)
+    latest = next(run.rglob("latest-*.ckpt"))
+    assert torch.load(latest, map_location="cpu", weights_only=True)["global_step"] == 4
+    main(common + ["--trainer.max_steps=6", f"--ckpt_path={latest}"])
+    info = json.loads((run / "bundle" / "tiny-qe.json").read_text())
+    assert info["training"]["steps_total"] == 6
 
 
 def test_heldout_speakers_are_excluded(tmp_path):

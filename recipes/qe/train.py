@@ -1,7 +1,7 @@
 """Train the VQScore (QE) model.
 
     python -m recipes.qe.train fit --config recipes/qe/base.yaml
-    python -m recipes.qe.train fit --config recipes/qe/base.yaml --ckpt_path runs/qe/checkpoints/last.ckpt   # resume
+    python -m recipes.qe.train fit --config recipes/qe/base.yaml --ckpt_path runs/qe/csv/version_0/checkpoints/latest-step=N.ckpt   # resume
 """
 
 from lightning.pytorch.cli import LightningCLI
