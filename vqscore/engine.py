@@ -4,23 +4,28 @@ What it computes is exactly the one-by-one definition (METHOD.md section 1): eve
 InstanceNorm spans only an utterance's own frames and padded frames leave every layer as exact zeros, so a score
 does not depend on what it was batched with (equal to scoring alone within 1e-5; tests/test_invariants.py).
 
-Where the time goes, measured on the 2-core AMD EPYC (Zen 4) development VM over the 1,329 files (100.7 min) of
-shared/data/clean with the reference QE model, encoder + quantizer only (the VQScore; no decoder):
+Where the time goes. Measured on the 2-core AMD EPYC (Zen 4) development VM, over the 1,329 files (100.7 min) of
+shared/data/clean, reference QE model, encoder + quantizer only (the VQScore), one thread, thread CPU time, the
+first version (git 1d802be, scoring.score_batch) and this one run back to back (torch.profiler shares of the
+profiled op time; both include the STFT so that they compare):
 
-    before (scoring.score_batch of the first version, 32k-frame batches)        ~12 s,  ~500x real time
-      aten::mm (quantizer, one (N, 32) x (32, 2048) GEMM over the whole batch)  35 %   the (N, 2048) similarity
-                                                                                       matrix (GBs) streams through
-                                                                                       DRAM, then argmax re-reads it
-      conv1d (mkldnn)                                                           24 %   ~150 GFLOP/s: near peak
-      mul / pow / sqrt / clamp / sub / add / fill (masks, magnitude, norms)     25 %   ~15 full passes over
-                                                                                       DRAM-sized batches
-      argmax                                                                     4 %   ~1 G elements/s, unvectorised
-      FFT + reflect padding + copies                                             9 %
-    after (this module)
-      conv1d                                                                   ~75 %   the floor: ~28 M MAC/s audio
-      quantizer (chunked GEMM in cache + two-level argmax)                     ~12 %
-      masked norms, leaky ReLU, gathers, per-utterance bookkeeping             ~10 %
-      STFT + magnitude + input norm run in the worker processes that decode the audio, overlapped with the model.
+    before: 10.7 CPU-s, 564x real time per core    after: 5.8 CPU-s, 1,036x real time per core
+      conv1d (mkldnn)                      39 %       conv1d (mkldnn)                      69 %  (~98 GFLOP/s)
+      aten::mm (quantizer, one GEMM of     18 %       aten::mm (quantizer, 256-row chunks) 10 %
+        the whole batch: an (N, 2048)                 amax + argmax + index (two-level)     3 %
+        matrix streamed through DRAM)                 input InstanceNorm (per utterance)    3 %
+      argmax over 2048 (unvectorised)       8 %       STFT + reflect pad + magnitude        5 %
+      mul/pow/add/sub/sum/sqrt/clamp/copy  ~24 %       masks, norms, ReLU, gathers, copies  ~8 %
+        (masks and magnitude: ~15 full
+        passes over DRAM-sized batches)
+      FFT + reflect padding                 7 %
+
+The first version with its default 2 threads on the quiet VM scored the corpus at 509x (11.9 s); in the command
+line the STFT now runs in the decoding workers, so the model's share is the 5.2 CPU-s of encoder + quantizer, 77 %
+of it convolution at ~88 % of the core's fp32 peak. That is the floor of an exact fp32 computation: the
+convolutions need 28.3 M multiply-adds per second of audio (the quantizer another 4.2 M), i.e. 387 GFLOP for the
+corpus, ~1.9-2.2 s at the 2 cores' full fp32 GEMM rate (~180-200 GFLOP/s) even before decoding the FLAC
+(~1.2-1.5 CPU-s) and computing the STFT (~0.8 CPU-s) on the same two cores.
 
 What changed, and why each step is exact:
 - Quantizer: one GEMM per chunk of 256 frames (a 2 MB similarity block that stays in cache) and a two-level
@@ -29,13 +34,16 @@ What changed, and why each step is exact:
   lowest index among all maxima, so ties still go to the lowest index. No one-hot matrix anywhere.
 - Only the encoder and codebook run unless cos_x / l2_x are asked for.
 - Masked InstanceNorm as a handful of in-place passes over the batch; batches of ~8k frames (default) keep
-  each activation (<= 8 MB) in the last-level cache, so those passes cost little next to the convolutions.
+  each activation (<= 8 MB) in the last-level cache, so those passes cost little next to the convolutions
+  (single-thread engine time for the corpus, batch frames 4k / 8k / 16k / 32k: 1.42 / 1.32 / 1.49 / 1.60 s
+  per 1,529 s of audio). Length-sorted batches of 8k frames carry 2.7 % padding on this corpus.
   Equal-length batches (the windows of long files) take `F.instance_norm` with no mask at all.
 - The input spectrum is computed per utterance (`torch.stft`, centred, reflect-padded: bit-identical to the
   padded-batch STFT) and normalised per utterance with `F.instance_norm`, i.e. exactly the one-by-one code path,
   in the decoding worker; the main process receives a zero-tailed (batch, bins, frames) tensor ready to convolve.
-- `torch.inference_mode`; the model process uses one intra-op thread per physical core
-  (`configure_threads`), decoding workers are single-threaded (torch's DataLoader sets that).
+- `torch.inference_mode`; the model uses one thread per physical core (`configure_threads`; the command line
+  runs them as independent "lanes", see `vqscore.corpus`), decoding workers are single-threaded (torch's
+  DataLoader sets that).
 
 The engine is device-agnostic: on CUDA the quantizer is one GEMM + argmax (no chunking), batches come from pinned
 memory, and nothing else changes. Models other than the QE kind (the SE enhancer) take the generic masked path of
