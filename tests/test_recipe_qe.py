@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 import vqscore  # noqa: E402
 from recipes.common.corpus import collect, heldout_speakers, speaker_of  # noqa: E402
 from recipes.common.data import RandomCrops, random_gain  # noqa: E402
-from recipes.common.metrics import pearson, spearman  # noqa: E402
 from recipes.common.export import main as export_main  # noqa: E402
+from recipes.common.metrics import pearson, spearman  # noqa: E402
 from recipes.qe.train import main  # noqa: E402
 
 
@@ -55,21 +55,24 @@ def corpus(tmp_path: Path) -> tuple[Path, Path]:
     return clean, quality / "manifest.csv"
 
 
+def tiny_args(clean: Path, manifest: Path, run: Path) -> list[str]:
+    """The tiny config with data, logs, checkpoints and the exported bundle all under `run`."""
+    return [
+        "fit",
+        "--config",
+        str(ROOT / "recipes/qe/tiny.yaml"),
+        f"--data.sources=[{clean}]",
+        f"--data.quality_manifest={manifest}",
+        f"--trainer.default_root_dir={run}",
+        f"--trainer.logger.init_args.save_dir={run}",
+        f"--trainer.callbacks.init_args.directory={run / 'bundle'}",
+    ]
+
+
 def test_tiny_recipe_trains_exports_and_scores(corpus, tmp_path):
     clean, manifest = corpus
     run = tmp_path / "run"
-    main(
-        [
-            "fit",
-            "--config",
-            str(ROOT / "recipes/qe/tiny.yaml"),
-            f"--data.sources=[{clean}]",
-            f"--data.quality_manifest={manifest}",
-            f"--trainer.default_root_dir={run}",
-            f"--trainer.logger.init_args.save_dir={run}",
-            f"--trainer.callbacks.init_args.directory={run / 'bundle'}",
-        ]
-    )
+    main(tiny_args(clean, manifest, run))
     bundle = run / "bundle" / "tiny-qe.json"
     info = json.loads(bundle.read_text())
     assert info["model"]["kind"] == "qe" and info["model"]["codebook_size"] == 32
@@ -93,16 +96,7 @@ def test_tiny_recipe_trains_exports_and_scores(corpus, tmp_path):
 def test_tiny_recipe_resumes_from_latest_checkpoint(corpus, tmp_path):
     clean, manifest = corpus
     run = tmp_path / "run"
-    common = [
-        "fit",
-        "--config",
-        str(ROOT / "recipes/qe/tiny.yaml"),
-        f"--data.sources=[{clean}]",
-        f"--data.quality_manifest={manifest}",
-        f"--trainer.default_root_dir={run}",
-        f"--trainer.logger.init_args.save_dir={run}",
-        f"--trainer.callbacks.init_args.directory={run / 'bundle'}",
-    ]
+    common = tiny_args(clean, manifest, run)
     main(common)
     latest = next(run.rglob("latest-*.ckpt"))
     assert torch.load(latest, map_location="cpu", weights_only=True)["global_step"] == 4

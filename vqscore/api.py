@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from .models import VQVAE, build_model
 from .official import load_official, looks_official
 from .scoring import Score, check_length, score_utterances
 
-Inputs = Union[AudioInput, Sequence[AudioInput]]
+Inputs = AudioInput | Sequence[AudioInput]
 
 
 def is_batch(audio) -> bool:
@@ -78,7 +78,7 @@ class Model:
             out.append(enhance_waveform(self.network, item.samples))
         return out if is_batch(audio) else out[0]
 
-    def to(self, device: str | torch.device) -> "Model":
+    def to(self, device: str | torch.device) -> Model:
         self.network.to(device)
         return self
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import soundfile as sf
@@ -23,7 +22,7 @@ import torch
 
 from .features import SAMPLE_RATE
 
-AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 MAX_CHANNELS = 64
 
 

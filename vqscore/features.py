@@ -77,8 +77,10 @@ def reflect_pad_batch(wavs: list[torch.Tensor], pad: int) -> tuple[torch.Tensor,
     return out, lengths
 
 
-def complex_stft(wav: torch.Tensor, config: StftConfig, *, window: str | None = None, pad_mode: str = "reflect") -> torch.Tensor:
-    """wav: (batch, samples) float32 -> complex (batch, frames, bins), centred frames."""
+def complex_stft(
+    wav: torch.Tensor, config: StftConfig, *, window: str | None = None, pad_mode: str = "reflect", center: bool = True
+) -> torch.Tensor:
+    """wav: (batch, samples) float32 -> complex (batch, frames, bins); centred frames unless `center` is False."""
     win = make_window(window or config.window, config.win_length, wav.device)
     spec = torch.stft(
         wav,
@@ -86,7 +88,7 @@ def complex_stft(wav: torch.Tensor, config: StftConfig, *, window: str | None = 
         hop_length=config.hop_length,
         win_length=config.win_length,
         window=win,
-        center=True,
+        center=center,
         pad_mode=pad_mode,
         onesided=True,
         return_complex=True,
@@ -116,17 +118,7 @@ def batch_spectrum(wavs: list[torch.Tensor], config: StftConfig) -> tuple[torch.
     """
     pad = config.n_fft // 2
     padded, lengths = reflect_pad_batch(wavs, pad)
-    win = make_window(config.window, config.win_length, padded.device)
-    spec = torch.stft(
-        padded,
-        config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window=win,
-        center=False,
-        onesided=True,
-        return_complex=True,
-    ).transpose(1, 2)
+    spec = complex_stft(padded, config, center=False)
     frames = 1 + lengths // config.hop_length
     spec = apply_transform(magnitude_from_complex(spec), config)[:, : int(frames.max())]
     mask = frame_mask(frames, spec.shape[1]).to(spec.device)

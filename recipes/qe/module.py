@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from vqscore.features import spectrum
-from vqscore.models import QEConfig, QEVQVAE
+from vqscore.models import QEVQVAE, QEConfig
 from vqscore.scoring import cosine_per_frame, score_batch
 
 from ..common.metrics import pearson, spearman

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .base import VQVAE, VQVAEConfig
-from .qe import QEConfig, QEVQVAE
-from .se import SEConfig, SEVQVAE
+from .qe import QEVQVAE, QEConfig
+from .se import SEVQVAE, SEConfig
 
 CONFIGS: dict[str, type[VQVAEConfig]] = {"qe": QEConfig, "se": SEConfig}
 MODELS: dict[str, type[VQVAE]] = {"qe": QEVQVAE, "se": SEVQVAE}

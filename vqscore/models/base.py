@@ -34,7 +34,7 @@ class VQVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VQVAEConfig":
+    def from_dict(cls, data: dict) -> VQVAEConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -53,14 +53,26 @@ def padding_mask(frames: torch.Tensor | None, max_frames: int, device: torch.dev
     return valid[:, None, :].float()
 
 
-class VQVAE(nn.Module):
-    """Encoder -> vector quantizer -> decoder over a magnitude spectrum."""
+def make_quantizer(config: VQVAEConfig) -> VectorQuantizer:
+    return VectorQuantizer(
+        config.codebook_size, config.codebook_dim, config.distance, decay=config.ema_decay, kmeans_iters=config.kmeans_iters
+    )
 
-    features: StftConfig
-    config: VQVAEConfig
-    encoder: nn.Module
-    quantizer: VectorQuantizer
-    decoder: nn.Module
+
+class VQVAE(nn.Module):
+    """Encoder -> vector quantizer -> decoder over a magnitude spectrum.
+
+    Subclasses build their encoder and decoder (in that order, which fixes how a seeded build draws its weights)
+    and hand them here; the codebook follows from the config.
+    """
+
+    def __init__(self, config: VQVAEConfig, features: StftConfig, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.config = config
+        self.features = features
+        self.encoder = encoder
+        self.quantizer = make_quantizer(config)
+        self.decoder = decoder
 
     def encode(self, spec: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
         """spec: (batch, frames, bins) -> z: (batch, frames, dim)."""

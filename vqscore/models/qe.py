@@ -10,7 +10,6 @@ from torch import nn
 
 from ..features import QE_FEATURES, StftConfig
 from ..nn import apply_mask, decoder_convs, encoder_convs, masked_instance_norm, run_decoder_convs, run_encoder_convs
-from ..quantizer import VectorQuantizer
 from .base import VQVAE, VQVAEConfig
 
 
@@ -60,15 +59,5 @@ class QEVQVAE(VQVAE):
     """The VQScore model: 16 kHz audio -> linear |STFT| (hop 256) -> z (dim 32) -> cosine codebook."""
 
     def __init__(self, config: QEConfig | None = None, features: StftConfig = QE_FEATURES):
-        super().__init__()
-        self.config = config or QEConfig()
-        self.features = features
-        self.encoder = QEEncoder(self.config)
-        self.quantizer = VectorQuantizer(
-            self.config.codebook_size,
-            self.config.codebook_dim,
-            self.config.distance,
-            decay=self.config.ema_decay,
-            kmeans_iters=self.config.kmeans_iters,
-        )
-        self.decoder = QEDecoder(self.config)
+        config = config or QEConfig()
+        super().__init__(config, features, QEEncoder(config), QEDecoder(config))

@@ -20,7 +20,6 @@ from ..nn import (
     run_transformer,
     transformer_stack,
 )
-from ..quantizer import VectorQuantizer
 from .base import VQVAE, VQVAEConfig
 
 
@@ -78,15 +77,5 @@ class SEVQVAE(VQVAE):
     """The enhancer: 16 kHz audio -> log1p |STFT| (hop 128) -> z (dim 128) -> Euclidean codebook -> decoder."""
 
     def __init__(self, config: SEConfig | None = None, features: StftConfig = SE_FEATURES):
-        super().__init__()
-        self.config = config or SEConfig()
-        self.features = features
-        self.encoder = SEEncoder(self.config)
-        self.quantizer = VectorQuantizer(
-            self.config.codebook_size,
-            self.config.codebook_dim,
-            self.config.distance,
-            decay=self.config.ema_decay,
-            kmeans_iters=self.config.kmeans_iters,
-        )
-        self.decoder = SEDecoder(self.config)
+        config = config or SEConfig()
+        super().__init__(config, features, SEEncoder(config), SEDecoder(config))
