@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .api import load
 from .audio import AudioError, audio_extensions
 from .bundle import BundleError, save_bundle, shipped_bundles
-from .engine import DEFAULT_BATCH_FRAMES
+from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
 from .results import COLUMNS, ResultsError, ResultsFile, csv_header, format_row, is_jsonl, row_values
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="decoding worker processes (default: half the physical cores on CPU, up to 8 with a GPU; 0 decodes in the main process)",
+        help="decoding worker processes (default: one per physical core up to 8; 0 decodes in the main process)",
     )
     score.add_argument(
         "--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)"
@@ -214,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--batch-frames",
         type=int,
-        default=DEFAULT_BATCH_FRAMES,
+        default=None,
         metavar="N",
-        help="frames per batch, padding included (default: %(default)s, about 2 minutes of audio)",
+        help=f"frames per batch, padding included (default: {DEFAULT_BATCH_FRAMES} on CPU, about 2 minutes of audio; "
+        f"{GPU_BATCH_FRAMES} on a GPU)",
     )
     score.add_argument(
         "--distributed",

@@ -39,7 +39,14 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from .audio import AudioError, load_audio
-from .engine import DEFAULT_BATCH_FRAMES, Engine, SpecBatch, configure_threads, physical_cores, spectra_batch
+from .engine import (
+    Engine,
+    SpecBatch,
+    configure_threads,
+    default_batch_frames,
+    physical_cores,
+    spectra_batch,
+)
 from .features import SAMPLE_RATE
 from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, combine_windows, read_blocks
 from .models.base import VQVAE
@@ -310,7 +317,7 @@ def score_file_batches(
     paths: Sequence[str],
     *,
     with_decoder: bool = False,
-    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    batch_frames: int | None = None,
     num_workers: int | None = None,
     prefetch: int = 2,
     policy: LongformPolicy = DEFAULT_POLICY,
@@ -320,6 +327,7 @@ def score_file_batches(
 ) -> Iterator[list[FileResult]]:
     """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
 
+    batch_frames: frames per batch, padding included (default: 8192 on CPU, 65536 on a GPU).
     num_workers: decoding processes (0: decode in this process; default: `default_workers`).
     threads: CPU threads for the model (default: one per physical core), split into `lanes`: batches scored
     concurrently by that many Python threads, each with threads // lanes intra-op threads (default on CPU: one
@@ -328,6 +336,7 @@ def score_file_batches(
     cos_x / l2_x only `with_decoder`."""
     engine = engine_for(network)
     device = engine.device
+    batch_frames = batch_frames or default_batch_frames(device)
     previous_threads = torch.get_num_threads()
     if device.type == "cpu":
         total = int(threads) if threads else physical_cores()
@@ -352,8 +361,10 @@ def make_loader(
     num_workers: int,
     prefetch: int = 2,
     worker_nice: int = WORKER_NICE,
+    pin_memory: bool | None = None,
 ) -> DataLoader:
-    """A DataLoader of `_Item`s (decoded, spectrum-ready batches) over `tasks`, completion order."""
+    """A DataLoader of `_Item`s (decoded, spectrum-ready batches) over `tasks`, completion order; batches are
+    pinned when the model is on a GPU (or `pin_memory`)."""
     features = engine.features
     counter = mp.Value("l", 0)
     stream = _TaskStream(
@@ -367,7 +378,9 @@ def make_loader(
         counter,
         worker_nice,
     )
-    loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=engine.device.type == "cuda")
+    if pin_memory is None:
+        pin_memory = engine.device.type == "cuda"
+    loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=pin_memory)
     if num_workers > 0:
         loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
     return DataLoader(stream, **loader_args)

@@ -36,7 +36,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from .api import load
 from .corpus import ResultAssembler, default_workers, make_loader, plan_paths, score_item
-from .engine import DEFAULT_BATCH_FRAMES, physical_cores
+from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES, physical_cores
 from .longform import DEFAULT_POLICY, LongformPolicy
 from .models.base import VQVAE
 from .results import (
@@ -119,7 +119,7 @@ def run(
     *,
     device: str | None = None,
     overwrite: bool = False,
-    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    batch_frames: int | None = None,
     workers: int | None = None,
     threads: int | None = None,
     policy: LongformPolicy = DEFAULT_POLICY,
@@ -142,6 +142,7 @@ def run(
     per_rank_threads = max(1, (threads or physical_cores()) // processes)
     module = ScoringModule(model.network, threads=None if gpu else per_rank_threads)
     engine = engine_for(model.network)
+    batch_frames = batch_frames or (GPU_BATCH_FRAMES if gpu else DEFAULT_BATCH_FRAMES)
     tasks = plan_paths(engine, todo, batch_frames, policy)
     trainer = L.Trainer(
         accelerator="gpu" if gpu else "cpu",
@@ -160,7 +161,9 @@ def run(
     mine = tasks[rank :: trainer.world_size]
     if workers is None:
         workers = max(1, default_workers(torch.device("cuda" if gpu else "cpu")) // processes)
-    loader = make_loader(engine, mine, with_decoder=False, batch_frames=batch_frames, policy=policy, num_workers=workers)
+    loader = make_loader(
+        engine, mine, with_decoder=False, batch_frames=batch_frames, policy=policy, num_workers=workers, pin_memory=gpu
+    )
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     final = read_done(output, is_jsonl(output))
     failed = sum(1 for f in files if final.get(f))
