@@ -267,3 +267,20 @@ def test_two_hour_file_scores_with_bounded_memory(reference_dir, tmp_path):
     assert len(rows) == 1 and rows[0]["error"] == ""
     assert float(rows[0]["duration_s"]) == pytest.approx(7200.0)
     assert 0.0 < float(rows[0]["vqscore"]) <= 1.0
+
+
+def test_file_whose_header_under_promises_is_still_windowed(ref_qe, reference_dir, tmp_path, monkeypatch):
+    """Lengths come from headers for planning only; the windowing decision is taken on the decoded samples."""
+    import vqscore.corpus
+
+    x = stationary(reference_dir, 9.5)
+    path = tmp_path / "liar.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    policy = LongformPolicy(max_whole_s=8.0, window_s=3.0)
+    want = score_utterances(ref_qe.network, [x], with_decoder=False, policy=policy)[0]
+    for claimed in (1_000, None):  # a short header, and no usable length at all
+        monkeypatch.setattr(vqscore.corpus, "probe", lambda p, claimed=claimed: claimed)
+        got = score_paths_in_order(ref_qe.network, [str(path)], policy=policy, num_workers=0)[0].score
+        assert len(got.windows) == len(want.windows) == 3
+        assert got.cos_z == pytest.approx(want.cos_z, abs=1e-6)
+        np.testing.assert_allclose(got.frames, want.frames, atol=1e-6, rtol=0)

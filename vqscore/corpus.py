@@ -101,6 +101,7 @@ class _Item:
     stops: list[int] = field(default_factory=list)
     slots: list[int | None] = field(default_factory=list)  # per window: row in batch, None if silent
     num_windows: int = 0
+    key: str = ""  # the long file's task and path: its windows and end marker share it
 
     def pin_memory(self) -> _Item:
         if self.batch is not None:
@@ -150,6 +151,7 @@ class _TaskStream(IterableDataset):
         self.tasks, self.features, self.min_samples = tasks, features, min_samples
         self.normalize, self.keep_raw = normalize, keep_raw
         self.batch_frames, self.policy, self.counter, self.nice = batch_frames, policy, counter, nice
+        self._task = -1
 
     def _next(self) -> int:
         with self.counter.get_lock():
@@ -168,6 +170,7 @@ class _TaskStream(IterableDataset):
             if k >= len(self.tasks):
                 return
             task = self.tasks[k]
+            self._task = k
             if task.long:
                 yield from self._long(task.paths[0])
             else:
@@ -244,7 +247,7 @@ class _TaskStream(IterableDataset):
             take = self._take(pending)
             count += len(take)
             yield self._window_item(entry.path, take)
-        yield _Item("long_end", entries=[entry], path=entry.path, num_windows=count)
+        yield _Item("long_end", entries=[entry], path=entry.path, num_windows=count, key=f"{self._task}:{entry.path}")
 
     def _single(self, entry: _Entry, samples: np.ndarray) -> Iterator[_Item]:
         try:
@@ -291,7 +294,7 @@ class _TaskStream(IterableDataset):
         batch = self._batch(specs)
         starts = [s for s, _ in windows]
         stops = [s + w.shape[0] for s, w in windows]
-        return _Item("windows", batch=batch, path=path, starts=starts, stops=stops, slots=slots)
+        return _Item("windows", batch=batch, path=path, starts=starts, stops=stops, slots=slots, key=f"{self._task}:{path}")
 
 
 def _identity(item):
@@ -405,12 +408,12 @@ class ResultAssembler:
     def add(self, item: _Item, scored) -> list[FileResult]:
         if item.kind == "files":
             return scored
-        state = self.long_parts.setdefault(item.path, {"windows": [], "end": None})
+        state = self.long_parts.setdefault(item.key, {"windows": [], "end": None})
         if item.kind == "windows":
             state["windows"].extend(scored)
         else:
             state["end"] = item
-        result = _maybe_long_result(self.engine, self.long_parts, item.path)
+        result = _maybe_long_result(self.engine, self.long_parts, item.key)
         return [] if result is None else [result]
 
 
@@ -528,13 +531,14 @@ def _score_windows(engine: Engine, item: _Item, with_decoder: bool) -> list:
     return out
 
 
-def _maybe_long_result(engine: Engine, long_parts: dict, path: str) -> FileResult | None:
-    state = long_parts[path]
+def _maybe_long_result(engine: Engine, long_parts: dict, key: str) -> FileResult | None:
+    state = long_parts[key]
     end = state["end"]
     if end is None or len(state["windows"]) < end.num_windows:
         return None
-    del long_parts[path]
+    del long_parts[key]
     e = end.entries[0]
+    path = e.path
     result = FileResult(e.path, e.duration_s, e.sample_rate, e.channels)
     windows = sorted(state["windows"], key=lambda w: w[0])
     failed = [s for _, _, s in windows if isinstance(s, Exception)]
