@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="decoding worker processes (default: one per physical core up to 8; 0 decodes in the main process)",
+        help="decoding worker processes (default on CPU: half the physical cores, at least 2; with a GPU: all CPUs but one; 0 decodes in the main process)",
     )
     score.add_argument(
         "--threads", type=int, default=None, metavar="N", help="the model's CPU threads (default: one per physical core)"

@@ -302,11 +302,12 @@ def _identity(item):
 
 
 def default_workers(device: torch.device) -> int:
-    """Decoding workers: on CPU one per physical core up to 8 (they run at a lower priority, so they take the
-    cycles the model leaves and no core idles while the model waits for a batch); with a GPU up to 8."""
+    """Decoding workers. On CPU, decoding + STFT is about a third of the work: half the physical cores (at least 2,
+    so that no core idles while the model waits for a batch; at most 16). With a GPU, decoding is the bottleneck:
+    every CPU but one (at most 32)."""
     if device.type == "cpu":
-        return max(1, min(8, physical_cores()))
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+        return max(2, min(16, physical_cores() // 2))
+    return max(1, min(32, (os.cpu_count() or 2) - 1))
 
 
 def score_files(network: VQVAE, paths: Sequence[str], **kwargs) -> Iterator[FileResult]:
