@@ -316,9 +316,9 @@ def markdown(r: dict) -> str:
         f"{r['date']}, `{r['command']}`",
         "",
         f"Machine: {m['cpu_model'] or m['processor']} ({m['machine']}), {m['cpu_count']} logical CPUs / {m['physical_cores']} "
-        f"physical cores, torch {m['torch']}, {m['torch_threads']} intra-op threads; load average "
-        f"{r['load_before'][0]:.2f} before, {r['load_after'][0]:.2f} after (anything above ~0.5 means other programs shared "
-        "the CPU and the numbers are pessimistic).",
+        f"physical cores, torch {m['torch']}, {m['torch_threads']} intra-op threads. 1-minute load average before the "
+        f"run {r['load_before'][0]:.2f} (above ~0.5: other programs shared the CPU and the numbers are pessimistic; the "
+        f"{r['load_after'][0]:.2f} after it includes the benchmark's own load).",
         f"Model: `{r['model']}`" + (f" ({r['model_note']})" if r.get("model_note") else ""),
         f"Data: {r['files']} files, {r['audio_s'] / 60:.1f} min of audio ({r['data']}).",
         "",

@@ -16,9 +16,10 @@ Pipeline:
 4. The main process runs the encoder and quantizer (`engine.Engine`) on each batch as it arrives, on CPU in
    "lanes": as many Python threads as physical cores, each scoring its own batch with single-threaded torch ops
    (they release the GIL). Independent batches need no synchronisation, whereas one batch split over OpenMP
-   threads makes every op wait at a barrier for the slowest thread: on a machine shared with other programs a
-   preempted thread stalls all the others (measured on the 2-core development VM under load: 2 lanes x 1 thread
-   16.5 s for the clean corpus, 1 lane x 2 threads 86-135 s). With a GPU there is one lane.
+   threads makes every op wait at a barrier for the slowest thread, and the decoding workers share the cores:
+   a preempted thread stalls all the others. Measured on the 2-core development VM, clean corpus, command line
+   end to end: with nothing else running, 2 lanes x 1 thread 5.6 s, 1 lane x 2 threads 8.1-8.4 s; with other
+   programs loading the machine, 16.5 s against 86-135 s.
 
 Files that cannot be read, are too short or contain NaN come back as results with `error` set, the message
 naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
