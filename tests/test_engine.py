@@ -138,7 +138,9 @@ def test_threads():
 @pytest.fixture
 def files(tmp_path):
     paths = []
-    for i, (seconds, sr, channels) in enumerate([(1.0, SR, 1), (0.5, 44_100, 2), (2.3, 22_050, 1), (0.04, SR, 1), (1.7, SR, 1)]):
+    for i, (seconds, sr, channels) in enumerate(
+        [(1.0, SR, 1), (0.5, 44_100, 2), (2.3, 22_050, 1), (0.04, SR, 1), (1.7, SR, 1)]
+    ):
         x = speech_like(seconds, sr=sr, seed=i)
         if channels > 1:
             x = np.stack([x, 0.5 * x], axis=1)
@@ -201,3 +203,13 @@ def test_cuda_equals_cpu(ref_qe, reference_dir, tmp_path):
 
     out = tmp_path / "gpu.csv"
     assert main(["score", *paths, "-o", str(out), "--model", str(reference_dir / "qe_seed0.pkl"), "--device", "cuda"]) == 0
+
+
+def test_scoring_leaves_the_train_mode_alone(tiny_qe):
+    """A training loop scores its model during validation (recipes/qe): scoring must not switch it to eval."""
+    network = tiny_qe.network.train()
+    try:
+        score_utterances(network, [speech_like(0.5, seed=2)], with_decoder=False)
+        assert network.training
+    finally:
+        network.eval()

@@ -304,7 +304,8 @@ class Engine:
     """Scores `SpecBatch`es with one model. Stateless apart from cached codebook views; not thread-safe."""
 
     def __init__(self, network: VQVAE, quant_chunk: int = QUANT_CHUNK):
-        self.network = network.eval()
+        # the network's train/eval mode is left alone (a training loop may score its model in validation)
+        self.network = network
         self.features = network.features
         self.device = next(network.parameters()).device
         quantizer = network.quantizer
