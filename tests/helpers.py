@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +68,20 @@ def tiny_network(kind: str, seed: int = 0):
 
 def tiny_model(kind: str, seed: int = 0) -> Model:
     return Model(tiny_network(kind, seed), name="tiny")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a `vqscore score` output (CSV with exactly the CLI's columns, or JSONL)."""
+    from vqscore.cli import COLUMNS
+
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        return list(reader)
+
+
+def score_command(folder: Path, out: Path, bundle: Path, *extra: str) -> list[str]:
+    """`python -m vqscore score FOLDER -o OUT --model BUNDLE ...` for subprocess tests."""
+    return [sys.executable, "-m", "vqscore", "score", str(folder), "-o", str(out), "--model", str(bundle), *extra]

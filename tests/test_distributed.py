@@ -3,7 +3,6 @@ and Lightning stays out of `import vqscore`."""
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SR, speech_like, tiny_network
+from helpers import SR, read_rows, score_command, speech_like, tiny_network
 
 from vqscore.bundle import save_bundle
 from vqscore.cli import COLUMNS, main
@@ -44,33 +43,12 @@ def setup(tmp_path_factory):
     bundle = save_bundle(tiny_network("qe"), root / "model", name="tiny-qe", version="0.0.1")
     single = root / "single.csv"
     assert main(["score", str(folder), "-o", str(single), "--model", str(bundle)]) == 1
-    return folder, bundle, read(single)
-
-
-def read(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == COLUMNS
-        return list(reader)
+    return folder, bundle, read_rows(single)
 
 
 def run_distributed(folder, out, bundle):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [
-        sys.executable,
-        "-m",
-        "vqscore",
-        "score",
-        str(folder),
-        "-o",
-        str(out),
-        "--model",
-        str(bundle),
-        "--distributed",
-        "2",
-        "--workers",
-        "1",
-    ]
+    cmd = score_command(folder, out, bundle, "--distributed", "2", "--workers", "1")
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
 
 
@@ -92,7 +70,7 @@ def test_two_process_ddp_equals_single_process(setup, tmp_path):
     run = run_distributed(folder, out, bundle)
     assert run.returncode == 1, run.stderr  # the broken file fails, as in the single-process run
     assert "14 scored, 1 failed -> " in run.stderr and "[2 processes]" in run.stderr
-    assert_same_rows(read(out), want)
+    assert_same_rows(read_rows(out), want)
     assert not list(tmp_path.glob(".ddp.csv.shard*"))  # shards merged and removed
 
 
@@ -112,7 +90,7 @@ def test_ddp_resumes_from_output_and_stale_shards(setup, tmp_path):
     run = run_distributed(folder, out, bundle)
     assert run.returncode == 1, run.stderr
     assert "(6 already in " in run.stderr
-    rows = read(out)
+    rows = read_rows(out)
     assert_same_rows(rows, want)
     for i in (0, 1, 2, 5, 8, 10):  # rows already written are kept as they were, not rescored
         assert line(next(r for r in rows if r["path"] == want[i]["path"])) == line(want[i])

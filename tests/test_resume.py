@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SR, speech_like, tiny_network
+from helpers import SR, read_rows, score_command, speech_like, tiny_network
 
 from vqscore.bundle import save_bundle
-from vqscore.cli import COLUMNS, main
+from vqscore.cli import main
 from vqscore.results import ResultsFile, truncate_partial_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,31 +36,9 @@ def corpus(tmp_path_factory):
     return folder, bundle
 
 
-def read_rows(path: Path) -> list[dict]:
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == COLUMNS
-        return list(reader)
-
-
 def command(folder: Path, out: Path, bundle: Path, *extra: str) -> list[str]:
     # one file per batch: rows appear one batch at a time, each batch fsynced
-    return [
-        sys.executable,
-        "-m",
-        "vqscore",
-        "score",
-        str(folder),
-        "-o",
-        str(out),
-        "--model",
-        str(bundle),
-        "--batch-frames",
-        "1",
-        *extra,
-    ]
+    return score_command(folder, out, bundle, "--batch-frames", "1", *extra)
 
 
 def count_rows(out: Path) -> int:
