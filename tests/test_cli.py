@@ -181,7 +181,10 @@ def test_models_lists_shipped_bundles(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == "no bundles are shipped in pretrained/"
     path = save_bundle(tiny_network("qe"), directory, name="tiny-qe", version="1.2.0", training={"data": "noise"})
     assert main(["models"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"tiny-qe\tqe\tv1.2.0\t{path}\tnoise"]
+    assert capsys.readouterr().out.splitlines() == [
+        "name\tkind\tversion\ttrained on\tbundle",
+        f"tiny-qe (default)\tqe\tv1.2.0\tnoise\t{path}",
+    ]
 
 
 def test_models_runs_on_real_pretrained_dirs(capsys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -14,7 +13,7 @@ from tqdm import tqdm
 
 from .api import load
 from .audio import AudioError, audio_extensions
-from .bundle import BundleError, save_bundle, shipped_bundles
+from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
@@ -135,16 +134,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def describe_data(training: dict) -> str:
+    data = training.get("data")
+    if isinstance(data, dict):
+        return f"{data.get('hours', '?')} h, {data.get('files', '?')} files, {data.get('speakers', '?')} speakers"
+    return str(data or "")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     bundles = shipped_bundles()
     if not bundles:
         print("no bundles are shipped in pretrained/")
         return 0
-    out = io.StringIO()
+    default = find_shipped("default").name if any(b.kind == "qe" for b in bundles) else None
+    print("name\tkind\tversion\ttrained on\tbundle")
     for b in bundles:
-        data = b.training.get("data", "")
-        out.write(f"{b.name}\t{b.kind}\tv{b.version}\t{b.path}\t{data}\n")
-    sys.stdout.write(out.getvalue())
+        mark = " (default)" if b.name == default else ""
+        print(f"{b.name}{mark}\t{b.kind}\tv{b.version}\t{describe_data(b.training)}\t{b.path}")
     return 0
 
 
