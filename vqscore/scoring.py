@@ -9,7 +9,7 @@ streams files through worker processes for the command line. Recordings longer t
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,14 +173,3 @@ def score_utterances(
         else:
             results[i] = piece_scores[(i, 0)]
     return results  # type: ignore[return-value]
-
-
-def iter_chunks(items: Iterable, size: int):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
