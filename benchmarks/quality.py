@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             "argument": args.model,
             "name": model.name,
             "kind": model.kind,
-            "bundle": None if model.info is None else str(model.info.path),
+            "bundle": None if model.info is None else os.path.relpath(model.info.path, REPO),
             "version": None if model.info is None else model.info.version,
             "weights_sha256": None if model.info is None else model.info.sha256,
         },

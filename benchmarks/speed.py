@@ -48,6 +48,11 @@ from vqscore.engine import Engine, physical_cores, plan_batches, spectra_batch  
 from vqscore.features import make_window  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "clean"
+
+
+def shown(path) -> str:
+    """A path as recorded in results: relative to the repository, so no machine's layout is committed."""
+    return os.path.relpath(path, REPO)
 FALLBACK_MODEL = REPO.parent / "shared" / "reference" / "qe_seed0.pkl"
 SR = 16_000
 
@@ -161,7 +166,7 @@ def bench_cli(model: str, data: Path, files: list[str], audio_s: float, repeats:
     start_s, full_s = float(np.median(startup)), float(np.median(full))
     return {
         "command": shlex.join(
-            [sys.executable, "-m", "vqscore", "score", str(data), "-o", "OUT", "--model", model, "--overwrite", *extra]
+            ["python", "-m", "vqscore", "score", shown(data), "-o", "OUT", "--model", model, "--overwrite", *extra]
         ),
         "files": rows,
         "startup_s_runs": startup,
@@ -393,7 +398,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "model": model,
         "model_note": note,
-        "data": str(args.data),
+        "data": shown(args.data),
         "files": len(files),
         "audio_s": audio_s,
         "load_before": load_before,
