@@ -49,9 +49,9 @@ from .engine import (
     spectra_batch,
 )
 from .features import SAMPLE_RATE
-from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, combine_windows, read_blocks
+from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, read_blocks
 from .models.base import VQVAE
-from .scoring import Score, check_length, engine_for, scores_from_batch, silent_score
+from .scoring import Score, check_length, combine_windows, engine_for, scores_from_batch, silent_score
 
 # A file whose header promises more than (whole-file limit - this) is streamed, so that resampling rounding never
 # sends a file over the limit through the in-memory path.

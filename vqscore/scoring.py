@@ -23,7 +23,8 @@ from .engine import (
     plan_batches,
     split_frames,
 )
-from .longform import DEFAULT_POLICY, LongformPolicy, WindowScore, combine_windows, window_bounds
+from .features import SAMPLE_RATE
+from .longform import DEFAULT_POLICY, LongformPolicy, WindowScore, window_bounds
 from .models.base import VQVAE
 
 __all__ = [
@@ -173,3 +174,31 @@ def score_utterances(
         else:
             results[i] = piece_scores[(i, 0)]
     return results  # type: ignore[return-value]
+
+
+def combine_windows(windows: list[tuple[int, int, object, np.ndarray]], hop: int, sample_rate: int = SAMPLE_RATE) -> Score:
+    """Score of a long file from its windows: [(start, stop, window Score, per-frame cos)] in file order."""
+    parts, times, listed = [], [], []
+    weights = {k: [0.0, 0] for k in ("cos_z", "l2_z", "cos_x", "l2_x")}
+    for start, stop, score, per_frame in windows:
+        n = per_frame.shape[0]
+        parts.append(per_frame)
+        times.append(start / sample_rate + np.arange(n, dtype=np.float64) * hop / sample_rate)
+        listed.append(
+            WindowScore(start / sample_rate, stop / sample_rate, score.cos_z, score.l2_z, score.cos_x, score.l2_x, n)
+        )
+        for key, acc in weights.items():
+            value = getattr(score, key)
+            if np.isfinite(value):
+                acc[0] += n * float(value)
+                acc[1] += n
+    means = {k: (s / c if c else float("nan")) for k, (s, c) in weights.items()}
+    return Score(
+        means["cos_z"],
+        means["l2_z"],
+        means["cos_x"],
+        means["l2_x"],
+        np.concatenate(parts).astype(np.float32, copy=False),
+        np.concatenate(times),
+        windows=tuple(listed),
+    )
