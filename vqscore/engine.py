@@ -60,7 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .features import POWER_FLOOR, StftConfig, make_window
+from .features import POWER_FLOOR, StftConfig, complex_stft
 from .models.base import VQVAE
 from .models.qe import QEEncoder
 from .nn import INSTANCE_NORM_EPS, run_encoder_convs
@@ -116,28 +116,9 @@ def configure_threads(num_threads: int | None = None) -> int:
 # ---------------------------------------------------------------------------------------------------------- spectra
 
 
-_WINDOWS: dict[tuple, torch.Tensor] = {}
-
-
-def analysis_window(features: StftConfig, device: torch.device) -> torch.Tensor:
-    key = (features.window, features.win_length, str(device))
-    if key not in _WINDOWS:
-        _WINDOWS[key] = make_window(features.window, features.win_length, device)
-    return _WINDOWS[key]
-
-
 def _stft(wav: torch.Tensor, features: StftConfig) -> torch.Tensor:
-    return torch.stft(
-        wav,
-        features.n_fft,
-        hop_length=features.hop_length,
-        win_length=features.win_length,
-        window=analysis_window(features, wav.device),
-        center=True,
-        pad_mode="reflect",
-        onesided=True,
-        return_complex=True,
-    )
+    """One utterance (samples,) -> complex (bins, frames): `features.complex_stft`, channels-first."""
+    return complex_stft(wav[None], features)[0].transpose(0, 1)
 
 
 def _magnitude_into(spec: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor, features: StftConfig) -> torch.Tensor:
@@ -217,19 +198,6 @@ def spectra_batch(
             out[i, :, n:] = 0
             if raw is not None:
                 raw[i, :, n:] = 0
-    return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None))
-
-
-def pack_spectra(specs: Sequence[torch.Tensor], normalize: bool, keep_raw: bool) -> SpecBatch:
-    """Per-utterance spectra (bins, frames_i) -> one zero-tailed (batch, bins, max_frames) batch."""
-    frames = [int(s.shape[-1]) for s in specs]
-    bins, longest = int(specs[0].shape[0]), max(frames)
-    out = specs[0].new_zeros(len(specs), bins, longest)
-    raw = specs[0].new_zeros(len(specs), bins, longest) if (keep_raw and normalize) else None
-    for i, s in enumerate(specs):
-        out[i, :, : frames[i]] = F.instance_norm(s[None], eps=INSTANCE_NORM_EPS)[0] if normalize else s
-        if raw is not None:
-            raw[i, :, : frames[i]] = s
     return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None))
 
 
@@ -486,7 +454,6 @@ __all__ = [
     "Engine",
     "SpecBatch",
     "configure_threads",
-    "pack_spectra",
     "spectra_batch",
     "physical_cores",
     "plan_batches",

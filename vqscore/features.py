@@ -6,6 +6,7 @@ Every model owns one `StftConfig`; nothing else in the library decides hop, wind
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 
@@ -43,10 +44,6 @@ class StftConfig:
     def num_frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.hop_length
 
-    def frame_times(self, num_frames: int) -> torch.Tensor:
-        """Centre of each frame in seconds (frames are centred, so frame t sits at t * hop)."""
-        return torch.arange(num_frames, dtype=torch.float64) * self.hop_length / self.sample_rate
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -55,7 +52,9 @@ QE_FEATURES = StftConfig(hop_length=256, transform="linear")
 SE_FEATURES = StftConfig(hop_length=128, transform="log1p")
 
 
+@lru_cache(maxsize=32)
 def make_window(kind: str, length: int, device: torch.device | None = None) -> torch.Tensor:
+    """Periodic window, cached per (kind, length, device): it is rebuilt for every STFT otherwise. Never mutate it."""
     if kind == "hann":
         return torch.hann_window(length, device=device)
     return torch.hamming_window(length, device=device)

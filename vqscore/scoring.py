@@ -71,8 +71,7 @@ class Score:
 
 def silent_score(num_frames: int, hop: int, rate: int) -> Score:
     nan = float("nan")
-    times = np.arange(num_frames, dtype=np.float64) * hop / rate
-    return Score(nan, nan, nan, nan, np.full(num_frames, np.nan, dtype=np.float32), times)
+    return Score(nan, nan, nan, nan, np.full(num_frames, np.nan, dtype=np.float32), frame_times(num_frames, hop, rate))
 
 
 def check_length(samples: np.ndarray, min_samples: int, name: str) -> None:
@@ -169,20 +168,20 @@ def score_utterances(
             piece_scores[(i, a)] = score
     for i in range(len(wavs)):
         if i in windowed:
-            parts = [(a, b, piece_scores[(i, a)], piece_scores[(i, a)].frames) for a, b in windowed[i]]
+            parts = [(a, b, piece_scores[(i, a)]) for a, b in windowed[i]]
             results[i] = combine_windows(parts, hop, features.sample_rate)
         else:
             results[i] = piece_scores[(i, 0)]
     return results  # type: ignore[return-value]
 
 
-def combine_windows(windows: list[tuple[int, int, object, np.ndarray]], hop: int, sample_rate: int = SAMPLE_RATE) -> Score:
-    """Score of a long file from its windows: [(start, stop, window Score, per-frame cos)] in file order."""
+def combine_windows(windows: list[tuple[int, int, Score]], hop: int, sample_rate: int = SAMPLE_RATE) -> Score:
+    """Score of a long file from its windows: [(start, stop, window Score)] in file order (samples at 16 kHz)."""
     parts, times, listed = [], [], []
     weights = {k: [0.0, 0] for k in ("cos_z", "l2_z", "cos_x", "l2_x")}
-    for start, stop, score, per_frame in windows:
-        n = per_frame.shape[0]
-        parts.append(per_frame)
+    for start, stop, score in windows:
+        n = score.frames.shape[0]
+        parts.append(score.frames)
         times.append(start / sample_rate + np.arange(n, dtype=np.float64) * hop / sample_rate)
         listed.append(
             WindowScore(start / sample_rate, stop / sample_rate, score.cos_z, score.l2_z, score.cos_x, score.l2_x, n)
