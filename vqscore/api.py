@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import Audio, AudioInput, load_audio
+from .audio import Audio, AudioError, AudioInput, load_audio
 from .bundle import BundleError, BundleInfo, find_shipped, load_bundle, read_info
 from .enhance import enhance_waveform
+from .longform import DEFAULT_POLICY, LongformPolicy
 from .models import VQVAE, build_model
 from .official import load_official, looks_official
 from .scoring import Score, check_length, score_utterances
@@ -32,12 +33,15 @@ def is_batch(audio) -> bool:
 
 
 class Model:
-    """A loaded VQ-VAE (QE or SE) with the preprocessing it needs: any input -> 16 kHz mono -> its features."""
+    """A loaded VQ-VAE (QE or SE) with the preprocessing it needs: any input -> 16 kHz mono -> its features.
 
-    def __init__(self, network: VQVAE, name: str, info: BundleInfo | None = None):
+    `policy`: where whole-utterance scoring ends and windows begin (`vqscore.longform`; 30 min / 60 s)."""
+
+    def __init__(self, network: VQVAE, name: str, info: BundleInfo | None = None, policy: LongformPolicy = DEFAULT_POLICY):
         self.network = network.eval()
         self.name = name
         self.info = info
+        self.policy = policy
 
     @property
     def kind(self) -> str:
@@ -56,17 +60,50 @@ class Model:
 
     def score(self, audio: Inputs, sr: int | None = None) -> Score | list[Score]:
         """All four scores and the per-frame VQScore. audio: a path, or (samples,) / (channels, samples) at `sr`;
-        a list of those gives a list of `Score` in the same order."""
-        prepared = self.prepare(audio, sr)
-        scores = score_utterances(self.network, [a.samples for a in prepared], [a.name for a in prepared])
+        a list of those gives a list of `Score` in the same order. Files longer than `policy.max_whole_s` are read
+        in blocks and scored in windows, so their memory does not grow with their length."""
+        scores = self._scores(audio, sr, with_decoder=True)
         return scores if is_batch(audio) else scores[0]
 
     def vqscore(self, audio: Inputs, sr: int | None = None) -> float | list[float]:
         """Only cos_z (the VQScore): encoder and codebook, no decoder."""
-        prepared = self.prepare(audio, sr)
-        scores = score_utterances(self.network, [a.samples for a in prepared], [a.name for a in prepared], with_decoder=False)
-        values = [s.cos_z for s in scores]
+        values = [s.cos_z for s in self._scores(audio, sr, with_decoder=False)]
         return values if is_batch(audio) else values[0]
+
+    def _scores(self, audio: Inputs, sr: int | None, with_decoder: bool) -> list[Score]:
+        items = list(audio) if is_batch(audio) else [audio]
+        streamed = [i for i, item in enumerate(items) if sr is None and self._long_file(item)]
+        scores: list[Score | None] = [None] * len(items)
+        if streamed:
+            from .corpus import score_paths_in_order  # decoding workers are only needed for long files
+
+            paths = [os.fspath(items[i]) for i in streamed]
+            results = score_paths_in_order(
+                self.network, paths, with_decoder=with_decoder, num_workers=0, policy=self.policy
+            )
+            for i, result in zip(streamed, results, strict=True):
+                if result.error:
+                    raise AudioError(result.error)
+                scores[i] = result.score
+        rest = [i for i in range(len(items)) if scores[i] is None]
+        prepared = [load_audio(items[i], sr) for i in rest]
+        found = score_utterances(
+            self.network, [a.samples for a in prepared], [a.name for a in prepared], with_decoder, policy=self.policy
+        )
+        for i, score in zip(rest, found, strict=True):
+            scores[i] = score
+        return scores  # type: ignore[return-value]
+
+    def _long_file(self, item) -> bool:
+        """A path whose header promises more than the whole-scoring limit (minus the corpus planner's margin, so
+        that both decide alike); such files are streamed."""
+        if not isinstance(item, (str, os.PathLike)):
+            return False
+        from .corpus import LONG_MARGIN_S, probe
+
+        length = probe(os.fspath(item))
+        margin = int(LONG_MARGIN_S * self.network.features.sample_rate)
+        return length is not None and length > self.policy.max_whole_samples() - margin
 
     def enhance(self, audio: Inputs, sr: int | None = None) -> np.ndarray | list[np.ndarray]:
         """Enhanced speech, (samples,) float32 at 16 kHz, from an SE model; a list gives a list."""

@@ -17,7 +17,18 @@ from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
-from .results import COLUMNS, ResultsError, ResultsFile, csv_header, format_row, is_jsonl, row_values
+from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
+from .results import (
+    COLUMNS,
+    ResultsError,
+    ResultsFile,
+    WindowsFile,
+    csv_header,
+    format_row,
+    is_jsonl,
+    row_values,
+    window_rows,
+)
 
 __all__ = ["COLUMNS", "Row", "build_parser", "main", "walk"]
 
@@ -76,17 +87,19 @@ class StdoutRows:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    usage = usage_error(args)
+    if usage:
+        print(f"vqscore score: error: {usage}", file=sys.stderr)
+        return 2
     files = unique(walk(args.paths, audio_extensions()))
     if not files:
         print("vqscore score: no audio files found under the given paths", file=sys.stderr)
         return 1
+    policy = LongformPolicy(args.max_whole_s, args.window_s)
     if args.distributed:
-        if not args.output:
-            print("vqscore score: error: --distributed needs -o/--output", file=sys.stderr)
-            return 2
         from .distributed import score_distributed  # Lightning is imported only here
 
-        return score_distributed(args, files)
+        return score_distributed(args, files, policy)
     model = load(args.model, device=args.device)
     from .corpus import score_file_batches
 
@@ -101,6 +114,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         table, done = None, {}
         sink = StdoutRows(files, is_jsonl(None))
+    # resumed with the main table: window rows of files it does not hold are dropped (they are scored again)
+    windows = WindowsFile(args.windows, resume=table is not None and not args.overwrite, keep=done) if args.windows else None
     todo = [f for f in files if f not in done]
     skipped = len(files) - len(todo)
     bar = tqdm(total=len(files), initial=skipped, unit="file", disable=None, file=sys.stderr, desc="scoring")
@@ -113,8 +128,11 @@ def cmd_score(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             threads=args.threads,
             lanes=args.lanes,
+            policy=policy,
         )
         for results in batches:
+            if windows is not None:  # before the main rows: a file in the main table has its windows written
+                windows.write([w for r in results for w in window_rows(r)])
             rows = [row_values(r) for r in results]
             sink.write(rows)
             failed.update(r["path"] for r in rows if r["error"])
@@ -123,8 +141,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         bar.close()
         if table is not None:
             table.close()
+        if windows is not None:
+            windows.close()
     if table is not None:
         table.finalize(files)
+    if windows is not None:
+        windows.finalize(files)
     note = f" ({skipped} already in {args.output})" if skipped else ""
     print(
         f"vqscore score: {len(files) - len(failed)} scored, {len(failed)} failed{note}"
@@ -132,6 +154,19 @@ def cmd_score(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def usage_error(args: argparse.Namespace) -> str:
+    """Why the options of `vqscore score` cannot be used together, or ''."""
+    if args.distributed and not args.output:
+        return "--distributed needs -o/--output"
+    if args.distributed and args.windows:
+        return "--windows is not supported with --distributed"
+    if not args.max_whole_s > 0 or not args.window_s > 0:
+        return "--max-whole-s and --window-s must be positive"
+    if args.windows and args.output and Path(args.windows).resolve() == Path(args.output).resolve():
+        return "--windows must name a different file from -o/--output"
+    return ""
 
 
 def describe_data(training: dict) -> str:
@@ -183,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run goes on; the exit status is 1 if any file failed. Digitally silent files score NaN (empty in CSV, "
             "null in JSONL). Rows are written as batches finish and the table is put in file order at the end; an "
             "existing OUT is resumed (files it holds are skipped), so a killed run can simply be started again. "
-            "Recordings longer than 30 minutes are scored in 60-second windows (their frame-weighted mean)."
+            "Recordings longer than 30 minutes are scored in 60-second windows (their frame-weighted mean); "
+            "--windows writes each window's scores to a second table."
         ),
     )
     score.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
@@ -224,6 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"frames per batch, padding included (default: {DEFAULT_BATCH_FRAMES} on CPU, about 2 minutes of audio; "
         f"{GPU_BATCH_FRAMES} on a GPU)",
+    )
+    score.add_argument(
+        "--windows",
+        metavar="WOUT",
+        help="also write the per-window scores of files scored in windows to WOUT (.csv or .jsonl): path, window "
+        "(0, 1, ...), start_s, end_s, vqscore, l2_z, frames; resumed together with OUT",
+    )
+    score.add_argument(
+        "--max-whole-s",
+        type=float,
+        default=MAX_WHOLE_S,
+        metavar="S",
+        help="longest recording (seconds at 16 kHz) scored whole, exactly; longer ones are windowed (default: %(default)g)",
+    )
+    score.add_argument(
+        "--window-s",
+        type=float,
+        default=WINDOW_S,
+        metavar="S",
+        help="window length for longer recordings, rounded to the 256-sample hop (default: %(default)g)",
     )
     score.add_argument(
         "--distributed",

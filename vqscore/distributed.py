@@ -170,7 +170,7 @@ def run(
     return rank, len(files) - failed, failed, len(files) - len(todo)
 
 
-def score_distributed(args: argparse.Namespace, files: Sequence[str]) -> int:
+def score_distributed(args: argparse.Namespace, files: Sequence[str], policy: LongformPolicy = DEFAULT_POLICY) -> int:
     """The `vqscore score --distributed N` command; exit status like the single-process command (rank 0)."""
     rank, scored, failed, skipped = run(
         args.model,
@@ -182,6 +182,7 @@ def score_distributed(args: argparse.Namespace, files: Sequence[str]) -> int:
         batch_frames=args.batch_frames,
         workers=args.workers,
         threads=args.threads,
+        policy=policy,
     )
     if rank == 0:
         note = f" ({skipped} already in {args.output})" if skipped else ""

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error")
+# The per-window table (`vqscore score --windows`): one row per window of each file scored in windows.
+WINDOW_COLUMNS = ("path", "window", "start_s", "end_s", "vqscore", "l2_z", "frames")
 
 
 class ResultsError(ValueError):
@@ -78,11 +80,11 @@ def parse_lines(text: str, jsonl: bool, columns: Sequence[str] = COLUMNS) -> lis
         return rows
     if tuple(header) != tuple(columns):
         raise ResultsError(f"unexpected CSV header {header}; expected {list(columns)}")
-    error_at = list(columns).index("error")
+    error_at = list(columns).index("error") if "error" in columns else None
     for fields in reader:
         if len(fields) != len(columns):
             continue
-        rows.append((fields[0], csv_line(fields), bool(fields[error_at])))
+        rows.append((fields[0], csv_line(fields), error_at is not None and bool(fields[error_at])))
     return rows
 
 
@@ -104,6 +106,25 @@ def row_values(result) -> dict:
         "l2_z": None if score is None else score.l2_z,
         "error": result.error,
     }
+
+
+def window_rows(result) -> list[dict]:
+    """The per-window rows of a `corpus.FileResult` scored in windows; [] for files scored whole or failed."""
+    score = None if result.error else result.score
+    if score is None or score.windows is None:
+        return []
+    return [
+        {
+            "path": result.path,
+            "window": k,
+            "start_s": w.start_s,
+            "end_s": w.end_s,
+            "vqscore": w.cos_z,
+            "l2_z": w.l2_z,
+            "frames": w.num_frames,
+        }
+        for k, w in enumerate(score.windows)
+    ]
 
 
 def complete_text(path: Path) -> str:
@@ -237,18 +258,26 @@ class ResultsFile:
         sort_table(self.path, order, self.jsonl, self.columns)
 
 
-def sort_table(path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS) -> None:
-    """Rewrite a table in `order` (rows of other paths first, in their order; each path once), atomically."""
+def sort_table(
+    path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS, one_per_path: bool = True
+) -> None:
+    """Rewrite a table in `order` (rows of other paths first, in their order), atomically. Each path keeps its
+    first row, or with `one_per_path=False` (the window table) all of its rows in their order."""
     text = path.read_text(encoding="utf-8")
-    rows = parse_lines(text, jsonl, columns)
-    first: dict[str, str] = {}
-    for p, line, _ in rows:
-        first.setdefault(p, line)
+    groups: dict[str, list[str]] = {}
+    for p, line, _ in parse_lines(text, jsonl, columns):
+        group = groups.setdefault(p, [])
+        if not (one_per_path and group):
+            group.append(line)
     wanted = set(order)
-    lines = [line for p, line in first.items() if p not in wanted]
-    lines += [first[p] for p in order if p in first]
-    out = ("" if jsonl else csv_header(columns)) + "".join(lines)
-    if out == text:
+    lines = [line for p, group in groups.items() if p not in wanted for line in group]
+    lines += [line for p in order for line in groups.get(p, ())]
+    replace_text(path, ("" if jsonl else csv_header(columns)) + "".join(lines), text)
+
+
+def replace_text(path: Path, out: str, current: str | None = None) -> None:
+    """Write `out` over `path` atomically (temporary file, fsync, rename, directory fsync); no-op if unchanged."""
+    if out == current:
         return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -266,3 +295,23 @@ def sort_table(path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[
         pass
     finally:
         os.close(dir_fd)
+
+
+class WindowsFile(ResultsFile):
+    """The per-window table, kept consistent with the main table across kills: a file's window rows are written
+    (and fsynced) before its main row, and on resume the window rows of files the main table does not hold are
+    dropped, since those files are scored again."""
+
+    def __init__(self, path: str | os.PathLike, resume: bool, keep: Iterable[str]):
+        super().__init__(path, resume, WINDOW_COLUMNS)
+        if resume:
+            keep = set(keep)
+            text = complete_text(self.path)
+            kept = [line for p, line, _ in parse_lines(text, self.jsonl, self.columns) if p in keep]
+            self.close()
+            replace_text(self.path, ("" if self.jsonl else csv_header(self.columns)) + "".join(kept), text)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def finalize(self, order: Sequence[str]) -> None:
+        self.close()
+        sort_table(self.path, order, self.jsonl, self.columns, one_per_path=False)
