@@ -15,9 +15,9 @@ from .api import load
 from .audio import AudioError, audio_extensions
 from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
+from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
-from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .results import (
     COLUMNS,
     ResultsError,
