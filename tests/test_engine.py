@@ -113,6 +113,19 @@ def test_engine_cache_follows_codebook_and_device(tiny_qe):
     assert engine_for(network) is not first
 
 
+def test_model_loaded_under_inference_mode_scores(tmp_path, tiny_qe):
+    from vqscore.api import load
+    from vqscore.bundle import save_bundle
+
+    bundle = save_bundle(tiny_qe.network, tmp_path, name="tiny-qe", version="0.0.1")
+    x = speech_like(1.0)
+    with torch.inference_mode():  # its weights are inference tensors, which have no version counter
+        model = load(bundle)
+        got = model.vqscore(x, sr=SR)
+    assert got == pytest.approx(tiny_qe.vqscore(x, sr=SR), abs=1e-6)
+    assert model.vqscore(x, sr=SR) == got
+
+
 def test_plans_cover_every_utterance_once():
     lengths = [int(x) for x in np.random.default_rng(0).integers(512, 400_000, 300)]
     batches = plan_batches(lengths, 256, 8192)

@@ -268,6 +268,12 @@ class BatchScores:
     frames: list[int]
 
 
+def version_counter(t: torch.Tensor) -> int | None:
+    """A tensor's in-place modification count; None for inference tensors (a model loaded under
+    `torch.inference_mode`), which have none and can only change inside inference mode."""
+    return None if t.is_inference() else t._version
+
+
 class Engine:
     """Scores `SpecBatch`es with one model. Stateless apart from cached codebook views; not thread-safe."""
 
@@ -281,7 +287,7 @@ class Engine:
         self.fast = isinstance(network.encoder, QEEncoder) and quantizer.distance == "cosine"
         self.codebook = quantizer.codebook
         self.codebook_t = quantizer.codebook.t().contiguous()
-        self.codebook_version = quantizer.codebook._version
+        self.codebook_version = version_counter(quantizer.codebook)
         self.quant_chunk = quant_chunk
 
     def is_current(self) -> bool:
@@ -289,7 +295,7 @@ class Engine:
         codebook = self.network.quantizer.codebook
         return (
             codebook is self.codebook
-            and codebook._version == self.codebook_version
+            and version_counter(codebook) == self.codebook_version
             and next(self.network.parameters()).device == self.device
         )
 
