@@ -3,6 +3,7 @@ and Lightning stays out of `import vqscore`."""
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from helpers import SR, read_rows, score_command, speech_like, tiny_network
 
 from vqscore.bundle import save_bundle
 from vqscore.cli import COLUMNS, main
-from vqscore.results import shard_path
+from vqscore.results import WINDOW_COLUMNS, shard_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,9 +47,9 @@ def setup(tmp_path_factory):
     return folder, bundle, read_rows(single)
 
 
-def run_distributed(folder, out, bundle):
+def run_distributed(folder, out, bundle, *extra):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = score_command(folder, out, bundle, "--distributed", "2", "--workers", "1")
+    cmd = score_command(folder, out, bundle, "--distributed", "2", "--workers", "1", *extra)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
 
 
@@ -95,3 +96,27 @@ def test_ddp_resumes_from_output_and_stale_shards(setup, tmp_path):
     for i in (0, 1, 2, 5, 8, 10):  # rows already written are kept as they were, not rescored
         assert line(next(r for r in rows if r["path"] == want[i]["path"])) == line(want[i])
     assert not list(tmp_path.glob(".ddp.csv.shard*"))
+
+
+def test_ddp_window_table_equals_single_process(setup, tmp_path):
+    """With files longer than --max-whole-s, both runs write the same window table; a stale window shard of a
+    killed run (rows of a file that got no main row, one cut short) is folded in without duplicates."""
+    folder, bundle, _ = setup
+    policy = ["--max-whole-s", "1.2", "--window-s", "0.4"]
+    single_out, single_windows = tmp_path / "single.csv", tmp_path / "single-windows.csv"
+    assert main(["score", str(folder), "-o", str(single_out), "--model", str(bundle), "--windows", str(single_windows), *policy]) == 1
+    want_rows, want_windows = read_rows(single_out), list(csv.DictReader(open(single_windows, newline="")))
+    assert len({w["path"] for w in want_windows}) == 3  # the three files longer than 1.2 s
+    out, windows = tmp_path / "ddp.csv", tmp_path / "ddp-windows.csv"
+    stale = want_windows[:2]  # a killed run wrote two window rows of a file, but not its main row
+    text = ",".join(WINDOW_COLUMNS) + "\n" + "".join(",".join(w[c] for c in WINDOW_COLUMNS) + "\n" for w in stale)
+    shard_path(windows, 1).write_text(text + stale[0]["path"][:9])  # pruned when rank 1 opens its shard
+    shard_path(windows, 3).write_text(text)  # from a run with more ranks: de-duplicated when rank 0 merges
+    run = run_distributed(folder, out, bundle, "--windows", str(windows), *policy)
+    assert run.returncode == 1, run.stderr
+    assert_same_rows(read_rows(out), want_rows)
+    got = list(csv.DictReader(open(windows, newline="")))
+    assert [(w["path"], w["window"], w["frames"]) for w in got] == [(w["path"], w["window"], w["frames"]) for w in want_windows]
+    for g, w in zip(got, want_windows, strict=True):
+        assert float(g["vqscore"]) == pytest.approx(float(w["vqscore"]), abs=2e-6)
+    assert not list(tmp_path.glob(".ddp*.shard*"))

@@ -118,7 +118,6 @@ def test_cli_window_rows_resume_with_the_main_table(tmp_path, bundle, files):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--distributed", "2"], "vqscore score: error: --windows is not supported with --distributed\n"),
         (["--window-s", "0"], "vqscore score: error: --max-whole-s and --window-s must be positive\n"),
     ],
 )

@@ -160,8 +160,6 @@ def usage_error(args: argparse.Namespace) -> str:
     """Why the options of `vqscore score` cannot be used together, or ''."""
     if args.distributed and not args.output:
         return "--distributed needs -o/--output"
-    if args.distributed and args.windows:
-        return "--windows is not supported with --distributed"
     if not args.max_whole_s > 0 or not args.window_s > 0:
         return "--max-whole-s and --window-s must be positive"
     if args.windows and args.output and Path(args.windows).resolve() == Path(args.output).resolve():

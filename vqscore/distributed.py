@@ -15,6 +15,8 @@ How it runs:
   a partial last line cut off before appending);
 - at the end all ranks meet at a barrier and rank 0 merges the shards into OUT (rows already in OUT first, each
   path once, in file order), atomically, and deletes the shards.
+With `--windows WOUT` each rank also writes the window rows of its files to its own shard of WOUT (before the files'
+main rows); rank 0 folds them into WOUT, keeping only files that have a main row, each (path, window) once.
 Resume is the single-process rule: files with a row in OUT or in any shard are skipped, so a killed distributed run
 (or a distributed run after a killed single-process one, and vice versa) can simply be started again.
 """
@@ -41,13 +43,16 @@ from .longform import DEFAULT_POLICY, LongformPolicy
 from .models.base import VQVAE
 from .results import (
     ResultsFile,
+    WindowsFile,
     is_jsonl,
     merge_shards,
+    merge_window_shards,
     read_done,
     row_values,
     shard_path,
     shard_paths,
     truncate_partial_line,
+    window_rows,
 )
 from .scoring import engine_for
 
@@ -70,34 +75,47 @@ class ScoringModule(L.LightningModule):
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # the engine moves the spectrum itself (non-blocking from pinned memory on CUDA)
 
-    def predict_step(self, item, batch_idx: int = 0):
+    def predict_step(self, item, batch_idx: int = 0) -> dict[str, list[dict]]:
+        """{"rows": the batch's table rows, "windows": the per-window rows of its files scored in windows}."""
         engine = engine_for(self.network)
-        return [row_values(r) for r in self.assembler.add(item, score_item(engine, item, self.with_decoder))]
+        results = self.assembler.add(item, score_item(engine, item, self.with_decoder))
+        return {"rows": [row_values(r) for r in results], "windows": [w for r in results for w in window_rows(r)]}
 
 
 class ShardWriter(BasePredictionWriter):
-    """Appends each batch's rows to this rank's shard; at the end rank 0 merges the shards into the output."""
+    """Appends each batch's rows to this rank's shard (window rows first, to the window table's shard); at the end
+    rank 0 merges the shards into the output and the window table."""
 
-    def __init__(self, output: Path, order: Sequence[str]):
+    def __init__(self, output: Path, order: Sequence[str], windows: Path | None = None, done: Sequence[str] = ()):
         super().__init__(write_interval="batch")
         self.output, self.order = Path(output), list(order)
+        self.windows, self.done = (Path(windows) if windows else None), list(done)
         self.table: ResultsFile | None = None
+        self.window_table: WindowsFile | None = None
         self.failed = 0
 
     def setup(self, trainer, pl_module, stage) -> None:
         # every rank read the finished rows before the process group formed, so cutting a partial line now is safe
         self.table = ResultsFile(shard_path(self.output, trainer.global_rank), resume=True)
+        if self.windows is not None:  # window rows of files without a main row are dropped: they are scored again
+            self.window_table = WindowsFile(shard_path(self.windows, trainer.global_rank), resume=True, keep=self.done)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        if prediction:
-            self.table.write(prediction)
+        if self.window_table is not None and prediction["windows"]:
+            self.window_table.write(prediction["windows"])
+        if prediction["rows"]:
+            self.table.write(prediction["rows"])
 
     def on_predict_end(self, trainer, pl_module) -> None:
         self.table.close()
+        if self.window_table is not None:
+            self.window_table.close()
         trainer.strategy.barrier("vqscore-shards-written")
         if trainer.global_rank == 0:
             truncate_partial_line(self.output) if self.output.exists() else None
             merge_shards(self.output, self.order)
+            if self.windows is not None:
+                merge_window_shards(self.windows, self.order, read_done(self.output, is_jsonl(self.output)))
         trainer.strategy.barrier("vqscore-merged")
 
 
@@ -123,6 +141,7 @@ def run(
     workers: int | None = None,
     threads: int | None = None,
     policy: LongformPolicy = DEFAULT_POLICY,
+    windows: str | os.PathLike | None = None,
 ) -> tuple[int, int, int, int]:
     """Score `files` into `output` with `processes` DDP ranks. Must run as a script's main code path (the ddp
     launcher re-runs the command line for the other ranks). Returns (rank, scored, failed, skipped)."""
@@ -133,7 +152,8 @@ def run(
     warnings.filterwarnings("ignore", message=r".*treespec.*", category=Warning)
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     if overwrite and rank == 0 and "LOCAL_RANK" not in os.environ:
-        for stale in [output, *shard_paths(output)]:
+        tables = [output] + ([Path(windows)] if windows else [])
+        for stale in [*tables, *(shard for table in tables for shard in shard_paths(table))]:
             stale.unlink(missing_ok=True)
     done = finished_rows(output)
     todo = [f for f in files if f not in done]
@@ -149,7 +169,7 @@ def run(
         devices=processes,
         num_nodes=1,
         strategy=DDPStrategy(process_group_backend="nccl" if gpu else "gloo"),
-        callbacks=[ShardWriter(output, files)],
+        callbacks=[ShardWriter(output, files, windows, done)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -183,6 +203,7 @@ def score_distributed(args: argparse.Namespace, files: Sequence[str], policy: Lo
         workers=args.workers,
         threads=args.threads,
         policy=policy,
+        windows=args.windows,
     )
     if rank == 0:
         note = f" ({skipped} already in {args.output})" if skipped else ""

@@ -315,3 +315,31 @@ class WindowsFile(ResultsFile):
     def finalize(self, order: Sequence[str]) -> None:
         self.close()
         sort_table(self.path, order, self.jsonl, self.columns, one_per_path=False)
+
+
+def window_key(line: str, jsonl: bool) -> tuple[str, int]:
+    """(path, window index) of one window-table line."""
+    if jsonl:
+        data = json.loads(line)
+        return data["path"], int(data["window"])
+    fields = next(csv.reader(io.StringIO(line)))
+    return fields[0], int(fields[WINDOW_COLUMNS.index("window")])
+
+
+def merge_window_shards(output: Path, order: Sequence[str], keep: Iterable[str]) -> None:
+    """Fold the window shards of a distributed run into the window table `output`: rows of files in `keep` (those
+    with a main row) only, each (path, window) once, files in `order` and windows in index order; atomically."""
+    jsonl = is_jsonl(output)
+    keep = set(keep)
+    shards = shard_paths(output)
+    rows: dict[tuple[str, int], str] = {}
+    for source in [output, *shards]:
+        for path, line, _ in parse_lines(complete_text(source), jsonl, WINDOW_COLUMNS):
+            if path in keep:
+                rows.setdefault(window_key(line, jsonl), line)
+    rank = {p: i for i, p in enumerate(order)}
+    ordered = sorted(rows.items(), key=lambda item: (rank.get(item[0][0], -1), item[0][0], item[0][1]))
+    text = ("" if jsonl else csv_header(WINDOW_COLUMNS)) + "".join(line for _, line in ordered)
+    replace_text(output, text, None)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
