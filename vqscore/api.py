@@ -75,7 +75,7 @@ class Model:
         streamed = [i for i, item in enumerate(items) if sr is None and self._long_file(item)]
         scores: list[Score | None] = [None] * len(items)
         if streamed:
-            from .corpus import score_paths_in_order  # decoding workers are only needed for long files
+            from .corpus import score_paths_in_order  # block reading and windows, in this process (no workers)
 
             paths = [os.fspath(items[i]) for i in streamed]
             results = score_paths_in_order(
