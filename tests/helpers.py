@@ -70,15 +70,15 @@ def tiny_model(kind: str, seed: int = 0) -> Model:
     return Model(tiny_network(kind, seed), name="tiny")
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a `vqscore score` output (CSV with exactly the CLI's columns, or JSONL)."""
+def read_rows(path: Path, columns: tuple[str, ...] | None = None) -> list[dict]:
+    """Rows of a `vqscore score` table (CSV with exactly `columns`, by default the CLI's, or JSONL)."""
     from vqscore.cli import COLUMNS
 
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines()]
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == COLUMNS
+        assert tuple(reader.fieldnames) == (columns or COLUMNS)
         return list(reader)
 
 

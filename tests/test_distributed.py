@@ -3,7 +3,6 @@ and Lightning stays out of `import vqscore`."""
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -105,7 +104,7 @@ def test_ddp_window_table_equals_single_process(setup, tmp_path):
     policy = ["--max-whole-s", "1.2", "--window-s", "0.4"]
     single_out, single_windows = tmp_path / "single.csv", tmp_path / "single-windows.csv"
     assert main(["score", str(folder), "-o", str(single_out), "--model", str(bundle), "--windows", str(single_windows), *policy]) == 1
-    want_rows, want_windows = read_rows(single_out), list(csv.DictReader(open(single_windows, newline="")))
+    want_rows, want_windows = read_rows(single_out), read_rows(single_windows, WINDOW_COLUMNS)
     assert len({w["path"] for w in want_windows}) == 3  # the three files longer than 1.2 s
     out, windows = tmp_path / "ddp.csv", tmp_path / "ddp-windows.csv"
     stale = want_windows[:2]  # a killed run wrote two window rows of a file, but not its main row
@@ -115,7 +114,7 @@ def test_ddp_window_table_equals_single_process(setup, tmp_path):
     run = run_distributed(folder, out, bundle, "--windows", str(windows), *policy)
     assert run.returncode == 1, run.stderr
     assert_same_rows(read_rows(out), want_rows)
-    got = list(csv.DictReader(open(windows, newline="")))
+    got = read_rows(windows, WINDOW_COLUMNS)
     assert [(w["path"], w["window"], w["frames"]) for w in got] == [(w["path"], w["window"], w["frames"]) for w in want_windows]
     for g, w in zip(got, want_windows, strict=True):
         assert float(g["vqscore"]) == pytest.approx(float(w["vqscore"]), abs=2e-6)

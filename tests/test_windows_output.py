@@ -3,12 +3,9 @@ each window's scores to a second table (`--windows`) that survives kills and res
 
 from __future__ import annotations
 
-import csv
-import json
-
 import numpy as np
 import pytest
-from helpers import write_speech
+from helpers import read_rows, write_speech
 
 import vqscore.api
 from vqscore.audio import AudioError
@@ -34,15 +31,6 @@ def files(tmp_path):
 @pytest.fixture
 def bundle(tmp_path, tiny_qe):
     return save_bundle(tiny_qe.network, tmp_path / "model", name="tiny-qe", version="0.0.1")
-
-
-def read_table(path):
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines()]
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == WINDOW_COLUMNS
-        return list(reader)
 
 
 def test_model_streams_a_long_path_and_matches_in_memory(tiny_qe, files, monkeypatch):
@@ -78,7 +66,7 @@ def test_cli_writes_window_rows(tmp_path, bundle, files, tiny_qe, suffix):
     root, long, short = files
     out, wout = tmp_path / "scores.csv", tmp_path / f"windows{suffix}"
     assert main(["score", str(root), "-o", str(out), "--model", str(bundle), "--windows", str(wout), *POLICY_ARGS]) == 0
-    rows = read_table(wout)
+    rows = read_rows(wout, WINDOW_COLUMNS)
     tiny_qe.policy = POLICY
     want = tiny_qe.score(long)
     assert [r["path"] for r in rows] == [str(long)] * len(want.windows)  # the short file has no window rows
@@ -89,7 +77,7 @@ def test_cli_writes_window_rows(tmp_path, bundle, files, tiny_qe, suffix):
         assert float(r["vqscore"]) == pytest.approx(w.cos_z, abs=2e-6)
         assert int(r["frames"]) == w.num_frames
     # the main row is the frame-weighted mean of the window rows
-    main_rows = {r["path"]: r for r in csv.DictReader(open(out, newline=""))}
+    main_rows = {r["path"]: r for r in read_rows(out)}
     frames = np.array([int(r["frames"]) for r in rows])
     mean = float(np.sum(frames * np.array([float(r["vqscore"]) for r in rows])) / frames.sum())
     assert float(main_rows[str(long)]["vqscore"]) == pytest.approx(mean, abs=1e-5)
@@ -102,11 +90,11 @@ def test_cli_window_rows_resume_with_the_main_table(tmp_path, bundle, files):
     assert main(command) == 0
     complete = wout.read_text()
     # A kill after the window rows were written but before the long file's main row: drop that row, and leave a
-    # half-written window line behind.
+    # half-written window line behind, after a row no rescoring reproduces (a window of an earlier --window-s).
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(line for line in lines if not line.startswith(str(long))))
     with open(wout, "a") as f:
-        f.write(f"{long},0,0.0")
+        f.write(f"{long},99,99.0,100.0,0.5,0.5,62\n{long},0,0.0")
     assert main(command) == 0
     assert wout.read_text() == complete  # every window once, nothing half-written, same order
     assert sum(line.startswith(str(long)) for line in out.read_text().splitlines()) == 1

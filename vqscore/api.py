@@ -95,15 +95,12 @@ class Model:
         return scores  # type: ignore[return-value]
 
     def _long_file(self, item) -> bool:
-        """A path whose header promises more than the whole-scoring limit (minus the corpus planner's margin, so
-        that both decide alike); such files are streamed."""
+        """A path the corpus planner would stream as possibly long (from its header)."""
         if not isinstance(item, (str, os.PathLike)):
             return False
-        from .corpus import LONG_MARGIN_S, probe
+        from .corpus import may_be_long, probe
 
-        length = probe(os.fspath(item))
-        margin = int(LONG_MARGIN_S * self.network.features.sample_rate)
-        return length is not None and length > self.policy.max_whole_samples() - margin
+        return may_be_long(probe(os.fspath(item)), self.policy)
 
     def enhance(self, audio: Inputs, sr: int | None = None) -> np.ndarray | list[np.ndarray]:
         """Enhanced speech, (samples,) float32 at 16 kHz, from an SE model; a list gives a list."""

@@ -122,14 +122,19 @@ def probe(path: str) -> int | None:
     return int(frames) if rate == SAMPLE_RATE else int(round(frames * SAMPLE_RATE / rate))
 
 
+def may_be_long(length: int | None, policy: LongformPolicy) -> bool:
+    """Whether a file whose header promises `length` 16 kHz samples is streamed as possibly long: beyond the
+    whole-scoring limit less `LONG_MARGIN_S` (headers can under-promise; the stream decides on the real length)."""
+    return length is not None and length > policy.max_whole_samples() - int(LONG_MARGIN_S * SAMPLE_RATE)
+
+
 def plan_tasks(
     lengths: Sequence[int | None], paths: Sequence[str], hop: int, batch_frames: int, policy: LongformPolicy
 ) -> list[Task]:
     """Batches of short files sorted by length (unknown lengths go alone), one task per possibly-long file."""
-    limit = policy.max_whole_samples() - int(LONG_MARGIN_S * SAMPLE_RATE)
-    tasks: list[Task] = [Task([paths[i]], long=True) for i, n in enumerate(lengths) if n is not None and n > limit]
+    tasks: list[Task] = [Task([paths[i]], long=True) for i, n in enumerate(lengths) if may_be_long(n, policy)]
     unknown = [Task([paths[i]]) for i, n in enumerate(lengths) if n is None]
-    short = sorted((n, i) for i, n in enumerate(lengths) if n is not None and n <= limit)
+    short = sorted((n, i) for i, n in enumerate(lengths) if n is not None and not may_be_long(n, policy))
     current: list[str] = []
     longest = 0
     for n, i in short:

@@ -44,9 +44,9 @@ from .models.base import VQVAE
 from .results import (
     ResultsFile,
     WindowsFile,
+    fold_window_rows,
     is_jsonl,
     merge_shards,
-    merge_window_shards,
     read_done,
     row_values,
     shard_path,
@@ -115,7 +115,8 @@ class ShardWriter(BasePredictionWriter):
             truncate_partial_line(self.output) if self.output.exists() else None
             merge_shards(self.output, self.order)
             if self.windows is not None:
-                merge_window_shards(self.windows, self.order, read_done(self.output, is_jsonl(self.output)))
+                keep = read_done(self.output, is_jsonl(self.output))
+                fold_window_rows(self.windows, self.order, keep, shard_paths(self.windows))
         trainer.strategy.barrier("vqscore-merged")
 
 

@@ -207,7 +207,14 @@ def truncate_partial_line(path: Path) -> int:
 class ResultsFile:
     """An output table opened for appending, with the paths it already holds (`done`, path -> failed)."""
 
-    def __init__(self, path: str | os.PathLike, resume: bool = True, columns: Sequence[str] = COLUMNS):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        resume: bool = True,
+        columns: Sequence[str] = COLUMNS,
+        keep: Iterable[str] | None = None,
+    ):
+        """`keep`: when resuming, drop the rows of every other path (rewriting the table atomically first)."""
         self.path = Path(path)
         self.columns = tuple(columns)
         self.jsonl = is_jsonl(path)
@@ -220,17 +227,25 @@ class ResultsFile:
                 rows = parse_lines(text, self.jsonl, self.columns)
             except ResultsError as exc:
                 raise ResultsError(f"{self.path}: cannot resume: {exc} (use --overwrite to replace it)") from None
+            if keep is not None:
+                keep = set(keep)
+                rows = [row for row in rows if row[0] in keep]
+                kept = self._header() + "".join(line for _, line, _ in rows)
+                replace_text(self.path, kept, text)
+                text = kept
             for p, _, failed in rows:
                 self.done.setdefault(p, failed)
             if not self.jsonl and not text:
-                self._write_raw(csv_header(self.columns))
+                self._write_raw(self._header())
         else:
             with open(self.path, "w", encoding="utf-8") as f:
-                if not self.jsonl:
-                    f.write(csv_header(self.columns))
+                f.write(self._header())
                 f.flush()
                 os.fsync(f.fileno())
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def _header(self) -> str:
+        return "" if self.jsonl else csv_header(self.columns)
 
     def _write_raw(self, text: str) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
@@ -258,20 +273,15 @@ class ResultsFile:
         sort_table(self.path, order, self.jsonl, self.columns)
 
 
-def sort_table(
-    path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS, one_per_path: bool = True
-) -> None:
-    """Rewrite a table in `order` (rows of other paths first, in their order), atomically. Each path keeps its
-    first row, or with `one_per_path=False` (the window table) all of its rows in their order."""
+def sort_table(path: Path, order: Sequence[str], jsonl: bool, columns: Sequence[str] = COLUMNS) -> None:
+    """Rewrite a table in `order` (rows of other paths first, in their order; each path once), atomically."""
     text = path.read_text(encoding="utf-8")
-    groups: dict[str, list[str]] = {}
+    first: dict[str, str] = {}
     for p, line, _ in parse_lines(text, jsonl, columns):
-        group = groups.setdefault(p, [])
-        if not (one_per_path and group):
-            group.append(line)
+        first.setdefault(p, line)
     wanted = set(order)
-    lines = [line for p, group in groups.items() if p not in wanted for line in group]
-    lines += [line for p in order for line in groups.get(p, ())]
+    lines = [line for p, line in first.items() if p not in wanted]
+    lines += [first[p] for p in order if p in first]
     replace_text(path, ("" if jsonl else csv_header(columns)) + "".join(lines), text)
 
 
@@ -299,22 +309,15 @@ def replace_text(path: Path, out: str, current: str | None = None) -> None:
 
 class WindowsFile(ResultsFile):
     """The per-window table, kept consistent with the main table across kills: a file's window rows are written
-    (and fsynced) before its main row, and on resume the window rows of files the main table does not hold are
-    dropped, since those files are scored again."""
+    (and fsynced) before its main row, and on resume the window rows of files the main table does not hold (`keep`)
+    are dropped, since those files are scored again."""
 
     def __init__(self, path: str | os.PathLike, resume: bool, keep: Iterable[str]):
-        super().__init__(path, resume, WINDOW_COLUMNS)
-        if resume:
-            keep = set(keep)
-            text = complete_text(self.path)
-            kept = [line for p, line, _ in parse_lines(text, self.jsonl, self.columns) if p in keep]
-            self.close()
-            replace_text(self.path, ("" if self.jsonl else csv_header(self.columns)) + "".join(kept), text)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        super().__init__(path, resume, WINDOW_COLUMNS, keep=keep)
 
     def finalize(self, order: Sequence[str]) -> None:
         self.close()
-        sort_table(self.path, order, self.jsonl, self.columns, one_per_path=False)
+        fold_window_rows(self.path, order)
 
 
 def window_key(line: str, jsonl: bool) -> tuple[str, int]:
@@ -326,20 +329,23 @@ def window_key(line: str, jsonl: bool) -> tuple[str, int]:
     return fields[0], int(fields[WINDOW_COLUMNS.index("window")])
 
 
-def merge_window_shards(output: Path, order: Sequence[str], keep: Iterable[str]) -> None:
-    """Fold the window shards of a distributed run into the window table `output`: rows of files in `keep` (those
-    with a main row) only, each (path, window) once, files in `order` and windows in index order; atomically."""
+def fold_window_rows(
+    output: Path, order: Sequence[str], keep: Iterable[str] | None = None, shards: Sequence[Path] = ()
+) -> None:
+    """Rewrite the window table `output`, with the rows of `shards` (a distributed run's) folded in and deleted,
+    atomically: rows of files in `keep` only (all if None), each (path, window) once, the files of `order` after
+    the others (in their order) and each file's windows in index order."""
     jsonl = is_jsonl(output)
-    keep = set(keep)
-    shards = shard_paths(output)
+    keep = None if keep is None else set(keep)
+    current = complete_text(output)
     rows: dict[tuple[str, int], str] = {}
-    for source in [output, *shards]:
-        for path, line, _ in parse_lines(complete_text(source), jsonl, WINDOW_COLUMNS):
-            if path in keep:
+    for text in [current, *(complete_text(shard) for shard in shards)]:
+        for path, line, _ in parse_lines(text, jsonl, WINDOW_COLUMNS):
+            if keep is None or path in keep:
                 rows.setdefault(window_key(line, jsonl), line)
+    seen = {path: i for i, (path, _) in reversed(list(enumerate(rows)))}  # first appearance of each file
     rank = {p: i for i, p in enumerate(order)}
-    ordered = sorted(rows.items(), key=lambda item: (rank.get(item[0][0], -1), item[0][0], item[0][1]))
-    text = ("" if jsonl else csv_header(WINDOW_COLUMNS)) + "".join(line for _, line in ordered)
-    replace_text(output, text, None)
+    ordered = sorted(rows.items(), key=lambda item: (rank.get(item[0][0], -1), seen[item[0][0]], item[0][1]))
+    replace_text(output, ("" if jsonl else csv_header(WINDOW_COLUMNS)) + "".join(line for _, line in ordered), current)
     for shard in shards:
         shard.unlink(missing_ok=True)
