@@ -32,6 +32,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+from benchmarks.speed import audio_files
 from benchmarks.transform_conv import TransformConv1d, from_blocks, to_blocks
 from vqscore.engine import utterance_spectrum
 from vqscore.features import QE_FEATURES
@@ -49,12 +50,7 @@ def sgemm_gflops(
 ) -> float:
     torch.set_num_threads(threads)
     a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * m * k * n / seconds(partial(torch.mm, a, b), repeats) / 1e9
 
 
 def macs_per_frame(model: QEVQVAE) -> dict[str, int]:
@@ -106,15 +102,15 @@ def conv_layers(model: QEVQVAE) -> list[dict]:
 
 def corpus_costs(data: Path) -> dict:
     """CPU seconds per second of audio for decoding (float32, as the command line reads) and the input spectrum."""
-    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".flac", ".wav"))
+    files = audio_files(data)
     torch.set_num_threads(1)
     for path in files:  # page cache warm, as in the speed benchmark's timed runs
-        path.read_bytes()
+        Path(path).read_bytes()
     decode = spectra = 0.0
     samples = 0
     for path in files:  # one file at a time, as a decoding worker holds them
         start = time.process_time()
-        wav = sf.read(str(path), dtype="float32")[0]
+        wav = sf.read(path, dtype="float32")[0]
         middle = time.process_time()
         spectrum = utterance_spectrum(torch.from_numpy(np.ascontiguousarray(wav)), QE_FEATURES)
         F.instance_norm(spectrum[None], eps=1e-5)
@@ -143,8 +139,8 @@ def engine_speed(data: Path, files: int = 400) -> dict:
     torch.set_num_threads(1)
     network = vqscore.load("default").network
     engine = engine_for(network)
-    paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in (".flac", ".wav"))[:files]
-    wavs = [sf.read(str(p), dtype="float32")[0] for p in paths]
+    paths = audio_files(data)[:files]
+    wavs = [sf.read(p, dtype="float32")[0] for p in paths]
     audio_s = sum(w.shape[0] for w in wavs) / QE_FEATURES.sample_rate
     batches = [engine.prepare([wavs[i] for i in b], keep_raw=False) for b in plan_batches([w.shape[0] for w in wavs], QE_FEATURES.hop_length, 8_192)]
 
