@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +28,9 @@ from .results import (
     row_values,
     window_rows,
 )
+from .walk import find_audio_files
 
-__all__ = ["COLUMNS", "Row", "build_parser", "main", "walk"]
+__all__ = ["COLUMNS", "Row", "build_parser", "main"]
 
 
 @dataclass
@@ -45,24 +45,6 @@ class Row:
 
     def values(self) -> dict:
         return {c: getattr(self, c) for c in COLUMNS}
-
-
-def walk(paths: Sequence[str], extensions: frozenset[str]) -> Iterator[str]:
-    """Files named on the command line are always tried; folders are walked for audio suffixes, sorted."""
-    for p in paths:
-        if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                for f in sorted(files):
-                    if Path(f).suffix.lower() in extensions:
-                        yield os.path.join(root, f)
-        else:
-            yield p
-
-
-def unique(paths: Iterator[str]) -> list[str]:
-    """Each file once, first occurrence kept."""
-    return list(dict.fromkeys(paths))
 
 
 class StdoutRows:
@@ -91,7 +73,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if usage:
         print(f"vqscore score: error: {usage}", file=sys.stderr)
         return 2
-    files = unique(walk(args.paths, audio_extensions()))
+    files = find_audio_files(args.paths, audio_extensions())
     if not files:
         print("vqscore score: no audio files found under the given paths", file=sys.stderr)
         return 1
