@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -37,11 +38,19 @@ def test_audio_error_is_value_error():
         ),
         (np.array([0.1, np.nan, 0.2] * 300, np.float32), "<array of shape (900,)>: 300 NaN or Inf samples"),
         (np.array([0.1, np.inf, -np.inf, 0.0] * 200, np.float32), "<array of shape (800,)>: 400 NaN or Inf samples"),
-        (np.zeros((2, 3, 600), np.float32), "<array of shape (2, 3, 600)>: expected 1-D or 2-D audio, got shape (2, 3, 600)"),
+        (
+            np.zeros((16000, 2), np.float32),
+            "<array of shape (16000, 2)>: the last axis holds the samples, so this is 16000 rows of 2 samples; "
+            "for (samples, channels) audio pass channel_axis=-1",
+        ),
+        (np.array(0.5, np.float32), "<array of shape ()>: a scalar is not audio; expected (..., samples)"),
+        (np.full((2, 3, 600), 1e30, np.float32), "<array of shape (2, 3, 600)>[0, 0]: samples reach 1e+30; float audio "
+         "is expected in [-1, 1] and at most 1.1e+12 is accepted (larger values overflow the float32 spectrum)"),
         (np.ones(1000, bool), "<array of shape (1000,)>: boolean array is not audio"),
         (
-            np.zeros((100, 1000), np.float32),
-            "<array of shape (100, 1000)>: 100 channels; at most 64 are accepted (is the array transposed?)",
+            np.zeros((2, 300), np.float32),
+            "<array of shape (2, 300)>[0]: too short (300 samples at 16 kHz); at least 512 samples (32 ms, one STFT "
+            "window) are needed",
         ),
         (np.ones(1000, np.complex64), "<array of shape (1000,)>: unsupported sample type complex64"),
     ],
@@ -203,3 +212,79 @@ def test_default_model_without_shipped_bundle(monkeypatch, tmp_path):
             vqscore.load("nope")
     finally:
         vqscore.api.cached_model.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "audio, error, message",
+    [
+        (None, TypeError, "audio: expected a path, an open binary file, a numpy array or a torch tensor, got NoneType"),
+        (
+            [0.1, 0.2, 0.3],
+            TypeError,
+            "audio[0]: expected a path, an open binary file, a numpy array or a torch tensor, got float "
+            "(a list is a batch of inputs: pass samples as a numpy array)",
+        ),
+        (
+            b"RIFF....WAVEfmt ",
+            TypeError,
+            "audio: got bytes; expected a path, an open binary file, a numpy array or a torch tensor "
+            "(wrap encoded audio in io.BytesIO)",
+        ),
+        ({"wav": 1}, TypeError, "audio: expected a path, an open binary file, a numpy array or a torch tensor, got dict"),
+    ],
+)
+def test_wrong_input_types_name_what_is_accepted(tiny_qe, audio, error, message):
+    for call in (tiny_qe.score, tiny_qe.vqscore, lambda a: vqscore.score(a, model=tiny_qe)):
+        with pytest.raises(error, match=exact(message)):
+            call(audio)
+
+
+@pytest.mark.parametrize(
+    "sr, error, message",
+    [
+        ("16000", TypeError, "<array of shape (4000,)>: sr must be the sample rate in Hz as an int, got str '16000'"),
+        (16000.5, AudioError, "<array of shape (4000,)>: sr must be a whole number of Hz, got 16000.5"),
+        (True, TypeError, "<array of shape (4000,)>: sr must be the sample rate in Hz as an int, got bool True"),
+    ],
+)
+def test_wrong_sample_rates(tiny_qe, sr, error, message):
+    with pytest.raises(error, match=exact(message)):
+        tiny_qe.score(np.ones(4000, np.float32), sr=sr)
+
+
+def test_whole_float_and_numpy_rates_are_accepted(tiny_qe):
+    x = speech_like(0.5)
+    want = tiny_qe.vqscore(x, sr=SR)
+    assert tiny_qe.vqscore(x, sr=16000.0) == want
+    assert tiny_qe.vqscore(x, sr=np.int64(SR)) == want
+
+
+def test_open_file_objects_are_read(tiny_qe, make_wav):
+    path = make_wav("a.wav", seconds=0.5)
+    want = tiny_qe.vqscore(path)
+    with open(path, "rb") as f:
+        assert tiny_qe.vqscore(f) == want
+    with open(path, "rb") as f:
+        assert vqscore.score(io.BytesIO(f.read()), model=tiny_qe) == want
+    with open(path, "rb") as f, pytest.raises(AudioError, match=exact(f"{path}: sr is read from the file; do not pass sr with a file object")):
+        tiny_qe.score(f, sr=SR)
+    with pytest.raises(AudioError, match=r"^<BytesIO>: cannot read audio \("):
+        tiny_qe.score(io.BytesIO(b"not audio at all" * 100))
+
+
+def test_too_many_channels_with_channel_axis(tiny_qe):
+    with pytest.raises(
+        AudioError, match=exact("<array of shape (100, 1000)>: 100 channels; at most 64 are accepted (is the array transposed?)")
+    ):
+        tiny_qe.score(np.zeros((100, 1000), np.float32), sr=SR, channel_axis=0)
+
+
+def test_non_normalised_float_input(tiny_qe):
+    """Float input is expected in [-1, 1]; larger values are scored as given (level barely matters) up to 2**40,
+    beyond which float32 spectra would overflow into NaN: refused with the peak named."""
+    x = speech_like(1.0)
+    base = tiny_qe.vqscore(x, sr=SR)
+    assert tiny_qe.vqscore(x * 32768, sr=SR) == pytest.approx(base, abs=1e-3)  # int16-range floats
+    assert np.isfinite(tiny_qe.vqscore(x / np.abs(x).max() * 2.0**40, sr=SR))
+    with pytest.raises(AudioError, match=r"^<array of shape \(16000,\)>: samples reach 1e\+30; float audio is expected"):
+        tiny_qe.vqscore(x / np.abs(x).max() * 1e30, sr=SR)

@@ -89,7 +89,7 @@ def test_44k_stereo_file_scores_like_16k_mono(ref_qe, reference_dir, tmp_path):
     assert got.l2_z == pytest.approx(base.l2_z, abs=0.01)
     assert len(got.frames) == len(base.frames) == 391
     # the file path and the same samples given as an array agree exactly
-    from_array = ref_qe.score(stereo, sr=44_100)
+    from_array = ref_qe.score(stereo, sr=44_100, channel_axis=-1)
     assert from_array.cos_z == got.cos_z
     audio = load_audio(path)
     assert (audio.source_rate, audio.source_channels) == (44_100, 2)
@@ -126,13 +126,45 @@ def test_channel_layout_does_not_matter(request, which):
     left, right = speech_like(1.0, seed=1), 0.7 * speech_like(1.0, seed=2)
     channels_first = np.stack([left, right])  # (2, samples)
     channels_last = np.ascontiguousarray(channels_first.T)  # (samples, 2)
-    a = model.score(channels_first, sr=SR)
-    b = model.score(channels_last, sr=SR)
+    a = model.score(channels_first, sr=SR, channel_axis=0)
+    b = model.score(channels_last, sr=SR, channel_axis=-1)
     mono = model.score(((left.astype(np.float64) + right) / 2).astype(np.float32), sr=SR)
     for key in SCORE_KEYS:
         assert getattr(a, key) == getattr(b, key) == getattr(mono, key), key
     # a torch tensor is the same as the array
-    assert model.score(torch.from_numpy(channels_first), sr=SR).cos_z == a.cos_z
+    assert model.score(torch.from_numpy(channels_first), sr=SR, channel_axis=0).cos_z == a.cos_z
+    # channels inside a batch: (batch, channels, samples)
+    batch = np.stack([channels_first, channels_first[::-1]])
+    got = model.vqscore(batch, sr=SR, channel_axis=1)
+    assert got.shape == (2,)
+    np.testing.assert_allclose(got, [a.cos_z, a.cos_z], rtol=0, atol=1e-5)  # batched: within the batching bound
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_leading_axes_are_a_batch(tiny_qe, as_tensor):
+    """(batch, samples) gives one score per row, like torchmetrics' functional metrics; (a, b, samples) gives (a, b)."""
+    rows = np.stack([speech_like(1.0, seed=s) * g for s, g in ((1, 1.0), (2, 0.5), (3, 0.8), (4, 0.3))]).astype(np.float32)
+    one_by_one = [tiny_qe.vqscore(r, sr=SR) for r in rows]
+    batch = torch.from_numpy(rows) if as_tensor else rows
+    got = vqscore.score(batch, sr=SR, model=tiny_qe)
+    assert isinstance(got, np.ndarray) and got.shape == (4,)
+    np.testing.assert_allclose(got, one_by_one, rtol=0, atol=1e-5)
+    assert abs(got[0] - got[1]) > 1e-4  # rows are not averaged into one
+    grid = tiny_qe.vqscore(rows.reshape(2, 2, -1), sr=SR)
+    assert grid.shape == (2, 2)
+    np.testing.assert_allclose(grid.ravel(), got, rtol=0, atol=1e-5)
+    scores = tiny_qe.score(rows.reshape(2, 2, -1), sr=SR)
+    assert [[type(s).__name__ for s in row] for row in scores] == [["Score", "Score"], ["Score", "Score"]]
+    assert scores[1][0].cos_z == pytest.approx(got[2], abs=1e-5)
+    assert tiny_qe.vqscore(rows[:1], sr=SR).shape == (1,)  # (1, samples) is a batch of one
+    assert isinstance(tiny_qe.vqscore(rows[0], sr=SR), float)
+
+
+def test_batched_enhance_keeps_the_leading_axes(tiny_se):
+    rows = np.stack([speech_like(0.5, seed=s) for s in (1, 2)]).astype(np.float32)
+    out = tiny_se.enhance(rows, sr=SR)
+    assert out.shape == rows.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[1], tiny_se.enhance(rows[1], sr=SR), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [512, 1_000, 16_000, 16_001, 16_255, 16_256])

@@ -41,7 +41,7 @@ def test_model_streams_a_long_path_and_matches_in_memory(tiny_qe, files, monkeyp
     assert len(in_memory.windows) == len(window_bounds(samples.shape[0], POLICY.window_samples(256))) == 7
     loaded = []
     real_load = vqscore.api.load_audio
-    monkeypatch.setattr(vqscore.api, "load_audio", lambda item, sr=None: loaded.append(str(item)) or real_load(item, sr))
+    monkeypatch.setattr(vqscore.api, "load_audio", lambda item, sr=None, **kw: loaded.append(str(item)) or real_load(item, sr, **kw))
     streamed, whole = tiny_qe.score([long, short])
     assert loaded == [str(short)]  # the long file never went through load_audio (read whole)
     assert streamed.cos_z == pytest.approx(in_memory.cos_z, abs=1e-6)

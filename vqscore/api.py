@@ -4,6 +4,7 @@
     vqscore.score("speech.wav")                          # VQScore (cos_z) from the shipped default model
     model = vqscore.load("default")                       # or a bundle JSON, or an official .pkl checkpoint
     model.score(wav, sr=44100)                            # Score(cos_z, l2_z, cos_x, l2_x, frames, frame_times)
+    vqscore.score(batch, sr=16000)                        # (batch, samples) -> (batch,) scores, one per row
     vqscore.load("se.pkl").enhance("noisy.wav")           # float32 (samples,) at 16 kHz
 """
 
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import Audio, AudioError, AudioInput, load_audio
+from .audio import Audio, AudioError, AudioInput, check_input_type, load_audio, load_rows
 from .bundle import BundleError, BundleInfo, find_shipped, load_bundle, read_info
 from .enhance import enhance_waveform
 from .longform import DEFAULT_POLICY, LongformPolicy
@@ -30,6 +32,42 @@ Inputs = AudioInput | Sequence[AudioInput]
 
 def is_batch(audio) -> bool:
     return isinstance(audio, (list, tuple))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How results are shaped like the input: one utterance, a list of them, or the leading axes of an array."""
+
+    kind: str  # "one" | "list" | "rows"
+    shape: tuple[int, ...] = ()
+
+    def arrange(self, values: list):
+        if self.kind == "one":
+            return values[0]
+        if self.kind == "list":
+            return values
+        return nest(values, self.shape)
+
+
+def nest(values: list, shape: tuple[int, ...]) -> list:
+    """A flat row-major list -> nested lists of `shape` (like ndarray.tolist())."""
+    if len(shape) == 1:
+        return list(values)
+    step = len(values) // shape[0]
+    return [nest(values[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def gather(audio, sr: int | None, channel_axis: int | None) -> tuple[list, Layout]:
+    """The utterances of an input, each a path/file still to read or an `Audio`, and how to shape the results."""
+    if is_batch(audio):
+        for i, item in enumerate(audio):
+            check_input_type(item, f"audio[{i}]")
+        return list(audio), Layout("list")
+    check_input_type(audio)
+    if isinstance(audio, (np.ndarray, torch.Tensor)):
+        rows, leading = load_rows(audio, sr, channel_axis=channel_axis)
+        return rows, Layout("rows", leading) if leading else Layout("one")
+    return [audio], Layout("one")
 
 
 class Model:
@@ -54,24 +92,24 @@ class Model:
     def __repr__(self) -> str:
         return f"vqscore.Model(name={self.name!r}, kind={self.kind!r}, device={str(self.device)!r})"
 
-    def prepare(self, audio: Inputs, sr: int | None) -> list[Audio]:
-        items = list(audio) if is_batch(audio) else [audio]
-        return [load_audio(item, sr) for item in items]
+    def score(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
+        """All four scores and the per-frame VQScore, as `Score`s shaped like the input.
 
-    def score(self, audio: Inputs, sr: int | None = None) -> Score | list[Score]:
-        """All four scores and the per-frame VQScore. audio: a path, or (samples,) / (channels, samples) at `sr`;
-        a list of those gives a list of `Score` in the same order. Files longer than `policy.max_whole_s` are read
-        in blocks and scored in windows, so their memory does not grow with their length."""
-        scores = self._scores(audio, sr, with_decoder=True)
-        return scores if is_batch(audio) else scores[0]
+        audio: a path or open binary file -> `Score`; an array/tensor (samples,) at `sr` Hz -> `Score`, or
+        (..., samples) -> nested lists of `Score` in the shape of the leading axes (one per row); a list of inputs
+        -> a list. `channel_axis`: an array axis of channels to average first (files' channels always are).
+        Files longer than `policy.max_whole_s` are read in blocks and scored in windows."""
+        items, layout = gather(audio, sr, channel_axis)
+        return layout.arrange(self._scores(items, sr, channel_axis, with_decoder=True))
 
-    def vqscore(self, audio: Inputs, sr: int | None = None) -> float | list[float]:
-        """Only cos_z (the VQScore): encoder and codebook, no decoder."""
-        values = [s.cos_z for s in self._scores(audio, sr, with_decoder=False)]
-        return values if is_batch(audio) else values[0]
+    def vqscore(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
+        """Only cos_z (the VQScore; encoder and codebook, no decoder): a float for one utterance, a list for a
+        list, an np.ndarray (float64) in the shape of the leading axes for a (..., samples) array."""
+        items, layout = gather(audio, sr, channel_axis)
+        values = [s.cos_z for s in self._scores(items, sr, channel_axis, with_decoder=False)]
+        return np.asarray(values, dtype=np.float64).reshape(layout.shape) if layout.kind == "rows" else layout.arrange(values)
 
-    def _scores(self, audio: Inputs, sr: int | None, with_decoder: bool) -> list[Score]:
-        items = list(audio) if is_batch(audio) else [audio]
+    def _scores(self, items: list, sr: int | None, channel_axis: int | None, with_decoder: bool) -> list[Score]:
         streamed = [i for i, item in enumerate(items) if sr is None and self._long_file(item)]
         scores: list[Score | None] = [None] * len(items)
         if streamed:
@@ -86,13 +124,17 @@ class Model:
                     raise AudioError(result.error)
                 scores[i] = result.score
         rest = [i for i in range(len(items)) if scores[i] is None]
-        prepared = [load_audio(items[i], sr) for i in rest]
+        prepared = [self._prepare(items[i], sr, channel_axis) for i in rest]
         found = score_utterances(
             self.network, [a.samples for a in prepared], [a.name for a in prepared], with_decoder, policy=self.policy
         )
         for i, score in zip(rest, found, strict=True):
             scores[i] = score
         return scores  # type: ignore[return-value]
+
+    @staticmethod
+    def _prepare(item, sr: int | None, channel_axis: int | None) -> Audio:
+        return item if isinstance(item, Audio) else load_audio(item, sr, channel_axis=channel_axis)
 
     def _long_file(self, item) -> bool:
         """A path the corpus planner would stream as possibly long (from its header)."""
@@ -102,15 +144,20 @@ class Model:
 
         return may_be_long(probe(os.fspath(item)), self.policy)
 
-    def enhance(self, audio: Inputs, sr: int | None = None) -> np.ndarray | list[np.ndarray]:
-        """Enhanced speech, (samples,) float32 at 16 kHz, from an SE model; a list gives a list."""
+    def enhance(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
+        """Enhanced speech from an SE model, float32 at 16 kHz: (samples,) for one utterance, a list for a list,
+        (..., samples) for a (..., samples) array (every row has the same length)."""
         if self.kind != "se":
             raise TypeError(f"{self.name} is a {self.kind.upper()} model; enhance() needs an SE (enhancement) model")
+        items, layout = gather(audio, sr, channel_axis)
         out = []
-        for item in self.prepare(audio, sr):
-            check_length(item.samples, self.network.features.min_samples, item.name)
-            out.append(enhance_waveform(self.network, item.samples))
-        return out if is_batch(audio) else out[0]
+        for item in items:
+            prepared = self._prepare(item, sr, channel_axis)
+            check_length(prepared.samples, self.network.features.min_samples, prepared.name)
+            out.append(enhance_waveform(self.network, prepared.samples))
+        if layout.kind == "rows":
+            return np.stack(out).reshape(*layout.shape, -1)
+        return layout.arrange(out)
 
     def to(self, device: str | torch.device) -> Model:
         self.network.to(device)
@@ -142,19 +189,33 @@ def cached_model(name_or_path: str, device: str) -> Model:
     return load(name_or_path, device)
 
 
-def score(audio: Inputs, sr: int | None = None, model: str | os.PathLike | Model = "default", device: str | None = None) -> float | list[float]:
-    """The VQScore (cos_z) of `audio`: a path or a (samples,)/(channels, samples) array at `sr` Hz; a list gives a list.
+def score(
+    audio: Inputs,
+    sr: int | None = None,
+    model: str | os.PathLike | Model = "default",
+    device: str | None = None,
+    channel_axis: int | None = None,
+):
+    """The VQScore (cos_z) of `audio`, higher is cleaner: a float for a path, an open binary file or a (samples,)
+    array at `sr` Hz; an np.ndarray in the shape of the leading axes for a (..., samples) batch (one score per row);
+    a list for a list. `channel_axis`: an array axis of channels to average first (a file's channels always are).
 
     `model` is a shipped bundle name, a path, or a loaded `Model`; named models are loaded once and cached.
     """
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
-    return chosen.vqscore(audio, sr)
+    return chosen.vqscore(audio, sr, channel_axis)
 
 
-def enhance(audio: Inputs, sr: int | None = None, model: str | os.PathLike | Model = "default-se", device: str | None = None):
-    """Enhanced speech from an SE model: (samples,) float32 at 16 kHz; a list gives a list."""
+def enhance(
+    audio: Inputs,
+    sr: int | None = None,
+    model: str | os.PathLike | Model = "default-se",
+    device: str | None = None,
+    channel_axis: int | None = None,
+):
+    """Enhanced speech from an SE model, float32 at 16 kHz, shaped like the input (see `Model.enhance`)."""
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
-    return chosen.enhance(audio, sr)
+    return chosen.enhance(audio, sr, channel_axis)
 
 
 def describe_bundle(path: str | os.PathLike) -> BundleInfo:
