@@ -147,7 +147,7 @@ def test_each_row_is_one_line(tmp_path):
     table.write([{"path": "a,b.wav", "duration_s": 1.0, "error": "line one\nline two"}])
     table.close()
     lines = (tmp_path / "t.csv").read_text().splitlines()
-    assert len(lines) == 2 and lines[1].endswith("line one line two")
+    assert len(lines) == 2 and lines[1].endswith("line one line two,,")
     reopened = ResultsFile(tmp_path / "t.csv")
     assert reopened.done == {"a,b.wav": True}
     reopened.close()

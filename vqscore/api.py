@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .audio import Audio, AudioError, AudioInput, check_input_type, load_audio, load_rows
-from .bundle import BundleError, BundleInfo, find_shipped, load_bundle, read_info
+from .bundle import BundleError, BundleInfo, find_shipped, load_bundle, read_info, sha256_file
+from .conditioning import PAPER, Conditioning, get_conditioning
 from .enhance import enhance_waveform
 from .longform import DEFAULT_POLICY, LongformPolicy
 from .models import VQVAE, build_model
@@ -71,15 +72,40 @@ def gather(audio, sr: int | None, channel_axis: int | None) -> tuple[list, Layou
 
 
 class Model:
-    """A loaded VQ-VAE (QE or SE) with the preprocessing it needs: any input -> 16 kHz mono -> its features.
+    """A loaded VQ-VAE (QE or SE) with the preprocessing it needs: any input -> 16 kHz mono -> conditioning ->
+    its features.
 
-    `policy`: where whole-utterance scoring ends and windows begin (`vqscore.longform`; 30 min / 60 s)."""
+    `conditioning`: how each utterance is prepared before its spectrum (`vqscore.conditioning`: "paper" as given,
+    "robust" level-normalised with leading/trailing digital silence trimmed). `policy`: where whole-utterance
+    scoring ends and windows begin (`vqscore.longform`; 30 min / 60 s). `weights_sha256`: the hash of the weights
+    (bundle) or checkpoint file they came from."""
 
-    def __init__(self, network: VQVAE, name: str, info: BundleInfo | None = None, policy: LongformPolicy = DEFAULT_POLICY):
+    def __init__(
+        self,
+        network: VQVAE,
+        name: str,
+        info: BundleInfo | None = None,
+        policy: LongformPolicy = DEFAULT_POLICY,
+        conditioning: Conditioning = PAPER,
+        weights_sha256: str = "",
+    ):
         self.network = network.eval()
         self.name = name
         self.info = info
         self.policy = policy
+        self.conditioning = conditioning
+        self.weights_sha256 = weights_sha256 or (info.sha256 if info is not None else "")
+
+    @property
+    def tag(self) -> str:
+        """What produced a score: name@version#sha256-prefix (results tables record it)."""
+        version = f"@{self.info.version}" if self.info is not None else ""
+        return f"{self.name}{version}#{self.weights_sha256[:12]}"
+
+    @property
+    def scoring(self) -> str:
+        """How scores are computed beyond the weights: conditioning and long-file policy (recorded with results)."""
+        return f"{self.conditioning.name}; whole<={self.policy.max_whole_s:g}s; windows {self.policy.window_s:g}s"
 
     @property
     def kind(self) -> str:
@@ -90,7 +116,10 @@ class Model:
         return next(self.network.parameters()).device
 
     def __repr__(self) -> str:
-        return f"vqscore.Model(name={self.name!r}, kind={self.kind!r}, device={str(self.device)!r})"
+        return (
+            f"vqscore.Model(name={self.name!r}, kind={self.kind!r}, conditioning={self.conditioning.name!r}, "
+            f"device={str(self.device)!r})"
+        )
 
     def score(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
         """All four scores and the per-frame VQScore, as `Score`s shaped like the input.
@@ -117,7 +146,12 @@ class Model:
 
             paths = [os.fspath(items[i]) for i in streamed]
             results = score_paths_in_order(
-                self.network, paths, with_decoder=with_decoder, num_workers=0, policy=self.policy
+                self.network,
+                paths,
+                with_decoder=with_decoder,
+                num_workers=0,
+                policy=self.policy,
+                conditioning=self.conditioning,
             )
             for i, result in zip(streamed, results, strict=True):
                 if result.error:
@@ -126,7 +160,12 @@ class Model:
         rest = [i for i in range(len(items)) if scores[i] is None]
         prepared = [self._prepare(items[i], sr, channel_axis) for i in rest]
         found = score_utterances(
-            self.network, [a.samples for a in prepared], [a.name for a in prepared], with_decoder, policy=self.policy
+            self.network,
+            [a.samples for a in prepared],
+            [a.name for a in prepared],
+            with_decoder,
+            policy=self.policy,
+            conditioning=self.conditioning,
         )
         for i, score in zip(rest, found, strict=True):
             scores[i] = score
@@ -159,14 +198,26 @@ class Model:
             return np.stack(out).reshape(*layout.shape, -1)
         return layout.arrange(out)
 
+    def with_conditioning(self, conditioning: str | Conditioning) -> Model:
+        """The same network and weights, scoring with another conditioning ("paper" or "robust")."""
+        return Model(self.network, self.name, self.info, self.policy, get_conditioning(conditioning), self.weights_sha256)
+
     def to(self, device: str | torch.device) -> Model:
         self.network.to(device)
         return self
 
 
-def load(name_or_path: str | os.PathLike = "default", device: str | torch.device | None = None) -> Model:
+def load(
+    name_or_path: str | os.PathLike = "default",
+    device: str | torch.device | None = None,
+    conditioning: str | Conditioning | None = None,
+) -> Model:
     """A model from a shipped bundle name ("default" = newest QE bundle), a bundle JSON / .safetensors path,
-    or an official VQScore checkpoint (.pkl/.pt/.pth). Runs on `device` (CPU unless given)."""
+    or an official VQScore checkpoint (.pkl/.pt/.pth). Runs on `device` (CPU unless given).
+
+    `conditioning`: "paper" (the waveform as given: the official definition), "robust" (level-normalised, leading
+    and trailing digital silence trimmed), or None for the one the bundle declares ("paper" for official
+    checkpoints)."""
     device = torch.device(device or "cpu")
     path = Path(name_or_path)
     if looks_official(path):
@@ -175,18 +226,19 @@ def load(name_or_path: str | os.PathLike = "default", device: str | torch.device
         config, state = load_official(path)
         network = build_model(config)
         network.load_state_dict(state, strict=True)
-        return Model(network.to(device), name=path.name)
+        chosen = get_conditioning(conditioning, PAPER)
+        return Model(network.to(device), name=path.name, conditioning=chosen, weights_sha256=sha256_file(path))
     if path.suffix in (".json", ".safetensors") or path.exists():
         network, info = load_bundle(path, device)
-        return Model(network, name=info.name, info=info)
-    info = find_shipped(str(name_or_path))
-    network, info = load_bundle(info.path, device)
-    return Model(network, name=info.name, info=info)
+    else:
+        network, info = load_bundle(find_shipped(str(name_or_path)).path, device)
+    chosen = get_conditioning(conditioning, get_conditioning(info.conditioning))
+    return Model(network, name=info.name, info=info, conditioning=chosen)
 
 
 @lru_cache(maxsize=4)
-def cached_model(name_or_path: str, device: str) -> Model:
-    return load(name_or_path, device)
+def cached_model(name_or_path: str, device: str, conditioning: str | None = None) -> Model:
+    return load(name_or_path, device, conditioning)
 
 
 def score(
@@ -195,14 +247,18 @@ def score(
     model: str | os.PathLike | Model = "default",
     device: str | None = None,
     channel_axis: int | None = None,
+    conditioning: str | None = None,
 ):
     """The VQScore (cos_z) of `audio`, higher is cleaner: a float for a path, an open binary file or a (samples,)
     array at `sr` Hz; an np.ndarray in the shape of the leading axes for a (..., samples) batch (one score per row);
     a list for a list. `channel_axis`: an array axis of channels to average first (a file's channels always are).
 
     `model` is a shipped bundle name, a path, or a loaded `Model`; named models are loaded once and cached.
+    `conditioning`: "paper" or "robust" instead of the model's own (`vqscore.load`).
     """
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
+    if conditioning is not None:
+        chosen = chosen.with_conditioning(conditioning)
     return chosen.vqscore(audio, sr, channel_axis)
 
 

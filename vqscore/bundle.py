@@ -1,7 +1,8 @@
 """Bundles: the project's weight format, and the lookup of bundles shipped in `pretrained/`.
 
 A bundle is two files side by side:
-- `<name>.json`: format, name, version, model config (kind + hyper-parameters), feature config, training note,
+- `<name>.json`: format, name, version, model config (kind + hyper-parameters), feature config, the input
+  conditioning its scores are meant with (`vqscore.conditioning`; "paper" when absent), training note,
   the weights file name and its sha256;
 - `<name>-<sha8>.safetensors`: the tensors (no pickle; nothing executes on load).
 Loading verifies the sha256 of the weights file before parsing it, so a truncated or tampered file is refused.
@@ -43,6 +44,7 @@ class BundleInfo:
     weights: str
     sha256: str
     training: dict = field(default_factory=dict)
+    conditioning: str | dict = "paper"
 
     @property
     def weights_path(self) -> Path:
@@ -87,6 +89,7 @@ def read_info(path: str | os.PathLike) -> BundleInfo:
             weights=data["weights"],
             sha256=data["sha256"],
             training=data.get("training", {}),
+            conditioning=data.get("conditioning", "paper"),
         )
     except (KeyError, TypeError) as exc:
         raise BundleError(f"{path}: bundle JSON lacks field {exc}") from exc
@@ -98,6 +101,7 @@ def save_bundle(
     name: str,
     version: str,
     training: dict | None = None,
+    conditioning: str = "paper",
 ) -> Path:
     """Write `model` as a bundle in `directory`; returns the JSON path."""
     directory = Path(directory)
@@ -115,6 +119,7 @@ def save_bundle(
         "version": version,
         "model": model.config.to_dict(),
         "features": model.features.to_dict(),
+        "conditioning": conditioning,
         "training": training or {},
         "weights": weights,
         "sha256": digest,

@@ -1,18 +1,25 @@
-"""`vqscore` command line: score files and folders, list shipped models, convert official checkpoints."""
+"""`vqscore` command line: score files and folders, list shipped models, convert official checkpoints.
+
+Exit status: 0 all scored; 1 some files failed (each has a row with its error); 2 a usage, device, model or output
+error (one line on stderr); 130 interrupted (rerunning the same command resumes); 141 the output pipe closed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from .api import load
 from .audio import AudioError, audio_extensions
 from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
+from .conditioning import CONDITIONINGS
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
 from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .models import build_model
@@ -21,6 +28,7 @@ from .results import (
     COLUMNS,
     ResultsError,
     ResultsFile,
+    Stamp,
     WindowsFile,
     csv_header,
     format_row,
@@ -47,10 +55,15 @@ class Row:
         return {c: getattr(self, c) for c in COLUMNS}
 
 
+class UsageError(Exception):
+    """A command that cannot run as given; main() prints it on one line and exits 2."""
+
+
 class StdoutRows:
     """CSV/JSONL on stdout, in the order the files were named (a reorder buffer over completion order)."""
 
-    def __init__(self, order: Sequence[str], jsonl: bool):
+    def __init__(self, order: Sequence[str], jsonl: bool, stamp: Stamp):
+        self.stamp = stamp
         self.position = {p: i for i, p in enumerate(order)}
         self.ready: dict[int, dict] = {}
         self.next = 0
@@ -61,7 +74,7 @@ class StdoutRows:
 
     def write(self, rows) -> None:
         for values in rows:
-            self.ready[self.position[values["path"]]] = values
+            self.ready[self.position[values["path"]]] = {**values, **self.stamp.values()}
         while self.next in self.ready:
             sys.stdout.write(format_row(self.ready.pop(self.next), self.jsonl))
             self.next += 1
@@ -78,24 +91,23 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("vqscore score: no audio files found under the given paths", file=sys.stderr)
         return 1
     policy = LongformPolicy(args.max_whole_s, args.window_s)
+    device = check_device(args.device)
     if args.distributed:
         from .distributed import score_distributed  # Lightning is imported only here
 
         return score_distributed(args, files, policy)
-    model = load(args.model, device=args.device)
+    model = load(args.model, device=device, conditioning=args.conditioning)
+    model.policy = policy
+    stamp = Stamp(model.tag, model.scoring)
     from .corpus import score_file_batches
 
     if args.output:
-        try:
-            table = ResultsFile(args.output, resume=not args.overwrite)
-        except ResultsError as exc:
-            print(f"vqscore score: error: {exc}", file=sys.stderr)
-            return 2
+        table = ResultsFile(args.output, resume=not args.overwrite, stamp=stamp)
         done = table.done
         sink = table
     else:
         table, done = None, {}
-        sink = StdoutRows(files, is_jsonl(None))
+        sink = StdoutRows(files, is_jsonl(None), stamp)
     # resumed with the main table: window rows of files it does not hold are dropped (they are scored again)
     windows = WindowsFile(args.windows, resume=table is not None and not args.overwrite, keep=done) if args.windows else None
     todo = [f for f in files if f not in done]
@@ -111,6 +123,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             threads=args.threads,
             lanes=args.lanes,
             policy=policy,
+            conditioning=model.conditioning,
         )
         for results in batches:
             if windows is not None:  # before the main rows: a file in the main table has its windows written
@@ -136,6 +149,30 @@ def cmd_score(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def check_device(name: str | None) -> str | None:
+    """The --device value if this machine has it; `UsageError` (exit 2) naming the problem otherwise."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name}: not a torch device; expected cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(
+                f"--device {name}: CUDA is not available (this torch build has no CUDA support or no GPU is visible); "
+                "use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"--device {name}: MPS is not available on this machine; use --device cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name}: vqscore runs on cpu, cuda or mps, not {device.type}")
+    return name
 
 
 def usage_error(args: argparse.Namespace) -> str:
@@ -210,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="default", help="shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)"
     )
     score.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
+    score.add_argument(
+        "--conditioning",
+        choices=sorted(CONDITIONINGS),
+        default=None,
+        help="input conditioning: 'paper' scores the waveform as given (the official definition); 'robust' trims "
+        "leading/trailing digital silence and normalises the level (default: the one the model declares)",
+    )
     score.add_argument(
         "--overwrite",
         action="store_true",
@@ -296,9 +340,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BundleError, OfficialCheckpointError, AudioError, ResultsError, FileNotFoundError) as exc:
-        print(f"vqscore {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, BundleError, OfficialCheckpointError, AudioError, ResultsError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return closed_pipe(args)
+        print(f"vqscore {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        output = getattr(args, "output", None)
+        again = f"; rows already in {output} are kept: run the same command again to resume" if output else ""
+        print(f"vqscore {args.command}: interrupted{again}", file=sys.stderr)
+        return 130
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")) or type(exc).__name__
+
+
+def closed_pipe(args: argparse.Namespace) -> int:
+    """The reader of stdout went away (`vqscore score dir | head`): stop quietly, no traceback at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush of stdout would fail again
+    except (OSError, ValueError):
+        pass
+    print(f"vqscore {args.command}: output closed early (broken pipe); stopped", file=sys.stderr)
+    return 141
 
 
 if __name__ == "__main__":

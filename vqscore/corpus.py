@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -40,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from .audio import AudioError, load_audio
+from .conditioning import PAPER, Conditioning
 from .engine import (
     Engine,
     SpecBatch,
@@ -153,8 +155,8 @@ def plan_tasks(
 class _TaskStream(IterableDataset):
     """Runs tasks, pulling the next task index from a counter shared by all workers."""
 
-    def __init__(self, tasks, features, min_samples, normalize, keep_raw, batch_frames, policy, counter, nice):
-        self.tasks, self.features, self.min_samples = tasks, features, min_samples
+    def __init__(self, tasks, features, min_samples, normalize, keep_raw, batch_frames, policy, counter, nice, conditioning):
+        self.tasks, self.features, self.min_samples, self.conditioning = tasks, features, min_samples, conditioning
         self.normalize, self.keep_raw = normalize, keep_raw
         self.batch_frames, self.policy, self.counter, self.nice = batch_frames, policy, counter, nice
         self._task = -1
@@ -273,7 +275,7 @@ class _TaskStream(IterableDataset):
         if not wavs:
             return None
         shared = torch.utils.data.get_worker_info() is not None
-        return spectra_batch(wavs, self.features, self.normalize, self.keep_raw, shared=shared)
+        return spectra_batch(wavs, self.features, self.normalize, self.keep_raw, shared=shared, conditioning=self.conditioning)
 
     def _frames(self, pending) -> int:
         return sum(1 + w.shape[0] // self.features.hop_length for _, w in pending)
@@ -307,6 +309,12 @@ def _identity(item):
     return item
 
 
+def _ignore_interrupts(_worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group: the main process stops the run and says so in one line, while
+    # workers printing their own KeyboardInterrupt tracebacks would bury it. They end when the main process does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers(device: torch.device) -> int:
     """Decoding workers. On CPU, decoding + STFT is about a third of the work: half the physical cores (at least 2,
     so that no core idles while the model waits for a batch; at most 16). With a GPU, decoding is the bottleneck:
@@ -334,6 +342,7 @@ def score_file_batches(
     threads: int | None = None,
     lanes: int | None = None,
     worker_nice: int | None = None,
+    conditioning: Conditioning = PAPER,
 ) -> Iterator[list[FileResult]]:
     """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
 
@@ -343,7 +352,7 @@ def score_file_batches(
     concurrently by that many Python threads, each with threads // lanes intra-op threads (default on CPU: one
     lane per thread, i.e. single-threaded ops with no OpenMP barriers; on a GPU one lane).
     Scores equal `vqscore.load(...).score(path)` (windowed beyond 30 minutes, see `vqscore.longform`);
-    cos_x / l2_x only `with_decoder`."""
+    cos_x / l2_x only `with_decoder`. `conditioning`: how each file (or window) is prepared (`vqscore.conditioning`)."""
     engine = engine_for(network)
     device = engine.device
     batch_frames = batch_frames or default_batch_frames(device)
@@ -355,7 +364,9 @@ def score_file_batches(
     else:
         lanes = max(1, int(lanes or 1))
     try:
-        yield from _run(engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes)
+        yield from _run(
+            engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning
+        )
     finally:
         if torch.get_num_threads() != previous_threads:
             torch.set_num_threads(previous_threads)
@@ -372,6 +383,7 @@ def make_loader(
     prefetch: int = 2,
     worker_nice: int = WORKER_NICE,
     pin_memory: bool | None = None,
+    conditioning: Conditioning = PAPER,
 ) -> DataLoader:
     """A DataLoader of `_Item`s (decoded, spectrum-ready batches) over `tasks`, completion order; batches are
     pinned when the model is on a GPU (or `pin_memory`)."""
@@ -387,12 +399,15 @@ def make_loader(
         policy,
         counter,
         worker_nice,
+        conditioning,
     )
     if pin_memory is None:
         pin_memory = engine.device.type == "cuda"
     loader_args = dict(batch_size=None, collate_fn=_identity, num_workers=num_workers, pin_memory=pin_memory)
     if num_workers > 0:
-        loader_args.update(prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context())
+        loader_args.update(
+            prefetch_factor=prefetch, in_order=False, multiprocessing_context=_mp_context(), worker_init_fn=_ignore_interrupts
+        )
     return DataLoader(stream, **loader_args)
 
 
@@ -431,7 +446,7 @@ def plan_paths(engine: Engine, paths: Sequence[str], batch_frames: int, policy: 
 
 
 def _run(
-    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes
+    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning
 ) -> Iterator[list[FileResult]]:
     if num_workers is None:
         num_workers = default_workers(engine.device)
@@ -450,6 +465,7 @@ def _run(
         num_workers=num_workers,
         prefetch=prefetch,
         worker_nice=worker_nice,
+        conditioning=conditioning,
     )
 
     def work(item: _Item):
@@ -491,18 +507,13 @@ def _mp_context():
 def _score_rows(engine: Engine, batch: SpecBatch, with_decoder: bool) -> list[Score | Exception]:
     """Scores of a batch's rows; a batch that fails is retried row by row so that the error names its file."""
     try:
-        return scores_from_batch(engine, engine.score(batch, with_decoder), len(batch.frames))
+        return scores_from_batch(engine, engine.score(batch, with_decoder), len(batch.frames), batch.offsets)
     except (RuntimeError, ValueError):
         out: list[Score | Exception] = []
-        for i, n in enumerate(batch.frames):
-            one = SpecBatch(
-                batch.spec[i : i + 1, :, :n].contiguous(),
-                [n],
-                batch.normalized,
-                None if batch.raw is None else batch.raw[i : i + 1, :, :n].contiguous(),
-            )
+        for i in range(len(batch.frames)):
+            one = batch.row(i)
             try:
-                out.extend(scores_from_batch(engine, engine.score(one, with_decoder), 1))
+                out.extend(scores_from_batch(engine, engine.score(one, with_decoder), 1, one.offsets))
             except (RuntimeError, ValueError) as exc:
                 out.append(exc)
         return out

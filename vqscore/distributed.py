@@ -43,7 +43,10 @@ from .longform import DEFAULT_POLICY, LongformPolicy
 from .models.base import VQVAE
 from .results import (
     ResultsFile,
+    Stamp,
     WindowsFile,
+    check_stamp,
+    complete_text,
     fold_window_rows,
     is_jsonl,
     merge_shards,
@@ -86,9 +89,11 @@ class ShardWriter(BasePredictionWriter):
     """Appends each batch's rows to this rank's shard (window rows first, to the window table's shard); at the end
     rank 0 merges the shards into the output and the window table."""
 
-    def __init__(self, output: Path, order: Sequence[str], windows: Path | None = None, done: Sequence[str] = ()):
+    def __init__(
+        self, output: Path, order: Sequence[str], stamp: Stamp, windows: Path | None = None, done: Sequence[str] = ()
+    ):
         super().__init__(write_interval="batch")
-        self.output, self.order = Path(output), list(order)
+        self.output, self.order, self.stamp = Path(output), list(order), stamp
         self.windows, self.done = (Path(windows) if windows else None), list(done)
         self.table: ResultsFile | None = None
         self.window_table: WindowsFile | None = None
@@ -96,7 +101,7 @@ class ShardWriter(BasePredictionWriter):
 
     def setup(self, trainer, pl_module, stage) -> None:
         # every rank read the finished rows before the process group formed, so cutting a partial line now is safe
-        self.table = ResultsFile(shard_path(self.output, trainer.global_rank), resume=True)
+        self.table = ResultsFile(shard_path(self.output, trainer.global_rank), resume=True, stamp=self.stamp)
         if self.windows is not None:  # window rows of files without a main row are dropped: they are scored again
             self.window_table = WindowsFile(shard_path(self.windows, trainer.global_rank), resume=True, keep=self.done)
 
@@ -120,10 +125,13 @@ class ShardWriter(BasePredictionWriter):
         trainer.strategy.barrier("vqscore-merged")
 
 
-def finished_rows(output: Path) -> dict[str, bool]:
-    """Rows already written, in the output and in shards of an earlier run: path -> failed."""
+def finished_rows(output: Path, stamp: Stamp) -> dict[str, bool]:
+    """Rows already written, in the output and in shards of an earlier run: path -> failed. `ResultsError` if any
+    of them came from another model or scoring."""
     jsonl = is_jsonl(output)
     done = read_done(output, jsonl)
+    for table in [output, *shard_paths(output)]:
+        check_stamp(table, complete_text(table), jsonl, stamp)
     for shard in shard_paths(output):
         for path, failed in read_done(shard, jsonl).items():
             done.setdefault(path, failed)
@@ -143,6 +151,7 @@ def run(
     threads: int | None = None,
     policy: LongformPolicy = DEFAULT_POLICY,
     windows: str | os.PathLike | None = None,
+    conditioning: str | None = None,
 ) -> tuple[int, int, int, int]:
     """Score `files` into `output` with `processes` DDP ranks. Must run as a script's main code path (the ddp
     launcher re-runs the command line for the other ranks). Returns (rank, scored, failed, skipped)."""
@@ -156,10 +165,12 @@ def run(
         tables = [output] + ([Path(windows)] if windows else [])
         for stale in [*tables, *(shard for table in tables for shard in shard_paths(table))]:
             stale.unlink(missing_ok=True)
-    done = finished_rows(output)
-    todo = [f for f in files if f not in done]
     gpu = device is not None and torch.device(device).type == "cuda"
-    model = load(model_name, device="cpu")
+    model = load(model_name, device="cpu", conditioning=conditioning)
+    model.policy = policy
+    stamp = Stamp(model.tag, model.scoring)
+    done = finished_rows(output, stamp)
+    todo = [f for f in files if f not in done]
     per_rank_threads = max(1, (threads or physical_cores()) // processes)
     module = ScoringModule(model.network, threads=None if gpu else per_rank_threads)
     engine = engine_for(model.network)
@@ -170,7 +181,7 @@ def run(
         devices=processes,
         num_nodes=1,
         strategy=DDPStrategy(process_group_backend="nccl" if gpu else "gloo"),
-        callbacks=[ShardWriter(output, files, windows, done)],
+        callbacks=[ShardWriter(output, files, stamp, windows, done)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -183,7 +194,14 @@ def run(
     if workers is None:
         workers = max(1, default_workers(torch.device("cuda" if gpu else "cpu")) // processes)
     loader = make_loader(
-        engine, mine, with_decoder=False, batch_frames=batch_frames, policy=policy, num_workers=workers, pin_memory=gpu
+        engine,
+        mine,
+        with_decoder=False,
+        batch_frames=batch_frames,
+        policy=policy,
+        num_workers=workers,
+        pin_memory=gpu,
+        conditioning=model.conditioning,
     )
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     final = read_done(output, is_jsonl(output))
@@ -205,6 +223,7 @@ def score_distributed(args: argparse.Namespace, files: Sequence[str], policy: Lo
         threads=args.threads,
         policy=policy,
         windows=args.windows,
+        conditioning=args.conditioning,
     )
     if rank == 0:
         note = f" ({skipped} already in {args.output})" if skipped else ""

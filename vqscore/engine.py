@@ -60,6 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .conditioning import PAPER, Conditioning, condition
 from .features import POWER_FLOOR, StftConfig, complex_stft
 from .models.base import VQVAE
 from .models.qe import QEEncoder
@@ -143,17 +144,34 @@ class SpecBatch:
     """Utterances ready for a model: (batch, bins, frames) float32, zero beyond each utterance's frames.
 
     `normalized`: the spectrum went through the input InstanceNorm already (QE models); `raw` keeps the
-    un-normalised spectrum when the decoder's scores (cos_x, l2_x) need it.
+    un-normalised spectrum when the decoder's scores (cos_x, l2_x) need it; `offsets`: samples the input
+    conditioning trimmed off each utterance's start (where its first frame is in the audio given).
     """
 
     spec: torch.Tensor
     frames: list[int]
     normalized: bool
     raw: torch.Tensor | None = None
+    offsets: list[int] | None = None
 
     def pin_memory(self) -> SpecBatch:  # DataLoader(pin_memory=True) calls this on custom batch types
         return SpecBatch(
-            self.spec.pin_memory(), self.frames, self.normalized, None if self.raw is None else self.raw.pin_memory()
+            self.spec.pin_memory(),
+            self.frames,
+            self.normalized,
+            None if self.raw is None else self.raw.pin_memory(),
+            self.offsets,
+        )
+
+    def row(self, i: int) -> SpecBatch:
+        """Utterance `i` alone, without padding."""
+        n = self.frames[i]
+        return SpecBatch(
+            self.spec[i : i + 1, :, :n].contiguous(),
+            [n],
+            self.normalized,
+            None if self.raw is None else self.raw[i : i + 1, :, :n].contiguous(),
+            None if self.offsets is None else self.offsets[i : i + 1],
         )
 
 
@@ -170,13 +188,24 @@ def _buffer(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
 
 
 def spectra_batch(
-    wavs: Sequence[torch.Tensor], features: StftConfig, normalize: bool, keep_raw: bool, shared: bool = False
+    wavs: Sequence[torch.Tensor],
+    features: StftConfig,
+    normalize: bool,
+    keep_raw: bool,
+    shared: bool = False,
+    conditioning: Conditioning = PAPER,
 ) -> SpecBatch:
     """Utterances (samples,) float32 at 16 kHz -> one zero-tailed (batch, bins, max_frames) `SpecBatch`.
 
-    Each utterance's STFT magnitude is written straight into its row of the batch (and, with `normalize`, put
-    through the input InstanceNorm on its own statistics there), so the only per-utterance temporary is the
-    complex STFT. `shared`: allocate the batch in shared memory (decoding workers)."""
+    Each utterance is conditioned (`vqscore.conditioning`; "paper" leaves it as it is), then its STFT magnitude
+    is written straight into its row of the batch (and, with `normalize`, put through the input InstanceNorm on
+    its own statistics there), so the only per-utterance temporary is the complex STFT. `shared`: allocate the
+    batch in shared memory (decoding workers)."""
+    offsets = None
+    if conditioning != PAPER:
+        conditioned = [condition(w.numpy(), conditioning, features.min_samples) for w in wavs]
+        wavs = [torch.from_numpy(w) for w, _ in conditioned]
+        offsets = [start for _, start in conditioned]
     frames = [features.num_frames(int(w.shape[-1])) for w in wavs]
     bins, longest = features.num_bins, max(frames)
     out = _buffer((len(wavs), bins, longest), shared)
@@ -198,7 +227,7 @@ def spectra_batch(
             out[i, :, n:] = 0
             if raw is not None:
                 raw[i, :, n:] = 0
-    return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None))
+    return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None), offsets)
 
 
 def plan_batches(lengths: Sequence[int], hop: int, max_batch_frames: int) -> list[list[int]]:
@@ -427,13 +456,13 @@ class Engine:
             if batch.raw is None
             else (spec if batch.raw is batch.spec else batch.raw.to(self.device, non_blocking=not blocking))
         )
-        return SpecBatch(spec, batch.frames, batch.normalized, raw)
+        return SpecBatch(spec, batch.frames, batch.normalized, raw, batch.offsets)
 
     # -- in-memory utterances
 
-    def prepare(self, wavs: Sequence[np.ndarray], keep_raw: bool) -> SpecBatch:
+    def prepare(self, wavs: Sequence[np.ndarray], keep_raw: bool, conditioning: Conditioning = PAPER) -> SpecBatch:
         tensors = [torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)) for w in wavs]
-        return spectra_batch(tensors, self.features, normalize=self.fast, keep_raw=keep_raw)
+        return spectra_batch(tensors, self.features, normalize=self.fast, keep_raw=keep_raw, conditioning=conditioning)
 
 
 def _segment_means(values: list[torch.Tensor], segment: torch.Tensor, frames: list[int]) -> list[np.ndarray]:

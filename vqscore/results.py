@@ -9,6 +9,8 @@ Crash safety, the rules:
 - when a run completes, the table is rewritten in the order the files were named/walked (rows of paths this run
   did not ask for first, in their existing order), atomically: a temporary file beside it, fsync, rename. A kill
   during the rewrite leaves the complete unsorted table, which the next run sorts.
+- every row records what produced it (`Stamp`: the model's name@version#weights-hash and the scoring settings);
+  a table is resumed only by a run with the same stamp, so one table never mixes models or configurations.
 Error messages are put on one line (newlines become spaces) so that a row is always a line.
 """
 
@@ -20,15 +22,53 @@ import json
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error")
+COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error", "model", "scoring")
 # The per-window table (`vqscore score --windows`): one row per window of each file scored in windows.
 WINDOW_COLUMNS = ("path", "window", "start_s", "end_s", "vqscore", "l2_z", "frames")
 
 
 class ResultsError(ValueError):
-    """An existing output that cannot be resumed (not a vqscore table)."""
+    """An existing output that cannot be resumed (not a vqscore table, or scores of another model or scoring)."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What produced a table's scores: `Model.tag` (name@version#sha256 prefix) and `Model.scoring`."""
+
+    model: str
+    scoring: str
+
+    def values(self) -> dict:
+        return asdict(self)
+
+
+def stamps_in(text: str, jsonl: bool) -> set[Stamp]:
+    """The distinct stamps of a table's complete rows (its text after the CSV header check)."""
+    if jsonl:
+        found = set()
+        for line in text.splitlines():
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(data, dict):
+                found.add(Stamp(str(data.get("model")), str(data.get("scoring"))))
+        return found
+    reader = csv.DictReader(io.StringIO(text))
+    return {Stamp(row["model"], row["scoring"]) for row in reader if row.get("model") is not None}
+
+
+def check_stamp(path: Path, text: str, jsonl: bool, stamp: Stamp) -> None:
+    others = stamps_in(text, jsonl) - {stamp}
+    if others:
+        other = sorted(others, key=str)[0]
+        raise ResultsError(
+            f"{path} holds scores of model {other.model} ({other.scoring}); this run uses model {stamp.model} "
+            f"({stamp.scoring}); use --overwrite to start afresh, or another output file"
+        )
 
 
 def is_jsonl(path: str | os.PathLike | None) -> bool:
@@ -213,10 +253,13 @@ class ResultsFile:
         resume: bool = True,
         columns: Sequence[str] = COLUMNS,
         keep: Iterable[str] | None = None,
+        stamp: Stamp | None = None,
     ):
-        """`keep`: when resuming, drop the rows of every other path (rewriting the table atomically first)."""
+        """`keep`: when resuming, drop the rows of every other path (rewriting the table atomically first).
+        `stamp`: written into every row; resuming a table with rows of another stamp raises `ResultsError`."""
         self.path = Path(path)
         self.columns = tuple(columns)
+        self.stamp = stamp
         self.jsonl = is_jsonl(path)
         self.done: dict[str, bool] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +270,8 @@ class ResultsFile:
                 rows = parse_lines(text, self.jsonl, self.columns)
             except ResultsError as exc:
                 raise ResultsError(f"{self.path}: cannot resume: {exc} (use --overwrite to replace it)") from None
+            if stamp is not None:
+                check_stamp(self.path, text, self.jsonl, stamp)
             if keep is not None:
                 keep = set(keep)
                 rows = [row for row in rows if row[0] in keep]
@@ -254,6 +299,8 @@ class ResultsFile:
     def write(self, rows: Iterable[dict]) -> None:
         """Append rows, one os.write per complete line, then fsync."""
         for values in rows:
+            if self.stamp is not None:
+                values = {**values, **self.stamp.values()}
             data = format_row(values, self.jsonl, self.columns).encode("utf-8")
             view = memoryview(data)
             while view:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import AudioError
+from .conditioning import PAPER, Conditioning
 from .engine import (
     DEFAULT_BATCH_FRAMES,
     Engine,
@@ -98,9 +99,11 @@ def engine_for(model: VQVAE) -> Engine:
     return engine
 
 
-def scores_from_batch(engine: Engine, result, count: int) -> list[Score]:
+def scores_from_batch(engine: Engine, result, count: int, offsets: Sequence[int] | None = None) -> list[Score]:
+    """`Score`s of a scored batch; `offsets`: samples trimmed off each utterance's start by the conditioning."""
     features = engine.features
     per_frame = split_frames(result.frames_cos, result.frames)
+    starts = [0.0] * count if offsets is None else [o / features.sample_rate for o in offsets]
     return [
         Score(
             float(result.cos_z[i]),
@@ -108,21 +111,23 @@ def scores_from_batch(engine: Engine, result, count: int) -> list[Score]:
             float(result.cos_x[i]),
             float(result.l2_x[i]),
             per_frame[i],
-            frame_times(result.frames[i], features.hop_length, features.sample_rate),
+            starts[i] + frame_times(result.frames[i], features.hop_length, features.sample_rate),
         )
         for i in range(count)
     ]
 
 
-def score_batch(model: VQVAE, wavs: Sequence[np.ndarray], with_decoder: bool = True) -> list[Score]:
+def score_batch(
+    model: VQVAE, wavs: Sequence[np.ndarray], with_decoder: bool = True, conditioning: Conditioning = PAPER
+) -> list[Score]:
     """Score utterances of any lengths in one forward pass (padded to the longest, padding masked).
 
     wavs: (samples,) float32 at 16 kHz each, none silent or shorter than one window.
     Without the decoder, cos_x and l2_x are NaN.
     """
     engine = engine_for(model)
-    batch = engine.prepare(wavs, keep_raw=with_decoder)
-    return scores_from_batch(engine, engine.score(batch, with_decoder), len(wavs))
+    batch = engine.prepare(wavs, keep_raw=with_decoder, conditioning=conditioning)
+    return scores_from_batch(engine, engine.score(batch, with_decoder), len(wavs), batch.offsets)
 
 
 def score_utterances(
@@ -132,11 +137,12 @@ def score_utterances(
     with_decoder: bool = True,
     max_batch_frames: int = DEFAULT_BATCH_FRAMES,
     policy: LongformPolicy = DEFAULT_POLICY,
+    conditioning: Conditioning = PAPER,
 ) -> list[Score]:
     """Score many utterances (each (samples,) float32 at 16 kHz), batched by length; results in input order.
 
     Utterances longer than `policy.max_whole_s` are scored in windows (`vqscore.longform`); their windows are
-    batched with everything else."""
+    batched with everything else. Each utterance (or window) is conditioned on its own (`vqscore.conditioning`)."""
     names = names or [f"<utterance {i}>" for i in range(len(wavs))]
     features = model.features
     hop = features.hop_length
@@ -161,10 +167,9 @@ def score_utterances(
     engine = engine_for(model)
     for batch in plan_batches([b - a for _, a, b in active], hop, max_batch_frames):
         chosen = [active[j] for j in batch]
-        prepared = engine.prepare([wavs[i][a:b] for i, a, b in chosen], keep_raw=with_decoder)
-        for (i, a, _), score in zip(
-            chosen, scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen)), strict=True
-        ):
+        prepared = engine.prepare([wavs[i][a:b] for i, a, b in chosen], keep_raw=with_decoder, conditioning=conditioning)
+        scored = scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen), prepared.offsets)
+        for (i, a, _), score in zip(chosen, scored, strict=True):
             piece_scores[(i, a)] = score
     for i in range(len(wavs)):
         if i in windowed:
@@ -182,7 +187,7 @@ def combine_windows(windows: list[tuple[int, int, Score]], hop: int, sample_rate
     for start, stop, score in windows:
         n = score.frames.shape[0]
         parts.append(score.frames)
-        times.append(start / sample_rate + np.arange(n, dtype=np.float64) * hop / sample_rate)
+        times.append(start / sample_rate + score.frame_times)
         listed.append(
             WindowScore(start / sample_rate, stop / sample_rate, score.cos_z, score.l2_z, score.cos_x, score.l2_x, n)
         )

@@ -52,8 +52,10 @@ def write_card(json_path: Path, name: str, version: str, training: dict) -> Path
 
 
 def export(module: L.LightningModule, directory: str | Path, name: str, version: str, training: dict) -> Path:
-    """Write `module.model` as `<directory>/<name>.json` + weights + `<name>.md`; returns the JSON path."""
-    json_path = save_bundle(module.model.cpu(), directory, name, version, training)
+    """Write `module.model` as `<directory>/<name>.json` + weights + `<name>.md`; returns the JSON path.
+    QE bundles declare the "robust" conditioning (level- and silence-invariant; benchmarks/level_silence.py)."""
+    conditioning = "robust" if module.model.config.kind == "qe" else "paper"
+    json_path = save_bundle(module.model.cpu(), directory, name, version, training, conditioning=conditioning)
     write_card(json_path, name, version, training)
     return json_path
 
