@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -233,3 +234,14 @@ def test_version_order_puts_prerelease_before_release():
 
     versions = ["1.0.0", "1.10.0", "1.0.0-rc1", "1.9.0", "0.2"]
     assert sorted(versions, key=version_key) == ["0.2", "1.0.0-rc1", "1.0.0", "1.9.0", "1.10.0"]
+
+
+def test_saved_weights_are_as_readable_as_the_json(tmp_path):
+    """safetensors writes owner-only files: another user could read a bundle's JSON but not its weights."""
+    old = os.umask(0o022)
+    try:
+        json_path = save_bundle(tiny_network("qe"), tmp_path, name="perm", version="0.0.1")
+    finally:
+        os.umask(old)
+    weights = next(tmp_path.glob("perm-*.safetensors"))
+    assert weights.stat().st_mode & 0o777 == json_path.stat().st_mode & 0o777 == 0o644

@@ -126,6 +126,8 @@ def save_bundle(
     }
     json_path = directory / f"{name}.json"
     json_path.write_text(json.dumps(info, indent=2) + "\n")
+    # safetensors writes owner-only files; a bundle is for everyone who can read the JSON (the umask decided that)
+    os.chmod(directory / weights, json_path.stat().st_mode & 0o777)
     return json_path
 
 
