@@ -564,7 +564,7 @@ def _maybe_long_result(engine: Engine, long_parts: dict, key: str) -> FileResult
         result.error = f"{path}: scoring failed ({failed[0]})"
         return result
     features = engine.features
-    result.score = combine_windows(windows, features.hop_length, features.sample_rate)
+    result.score = combine_windows(windows, features.sample_rate)
     return result
 
 

@@ -174,13 +174,13 @@ def score_utterances(
     for i in range(len(wavs)):
         if i in windowed:
             parts = [(a, b, piece_scores[(i, a)]) for a, b in windowed[i]]
-            results[i] = combine_windows(parts, hop, features.sample_rate)
+            results[i] = combine_windows(parts, features.sample_rate)
         else:
             results[i] = piece_scores[(i, 0)]
     return results  # type: ignore[return-value]
 
 
-def combine_windows(windows: list[tuple[int, int, Score]], hop: int, sample_rate: int = SAMPLE_RATE) -> Score:
+def combine_windows(windows: list[tuple[int, int, Score]], sample_rate: int = SAMPLE_RATE) -> Score:
     """Score of a long file from its windows: [(start, stop, window Score)] in file order (samples at 16 kHz)."""
     parts, times, listed = [], [], []
     weights = {k: [0.0, 0] for k in ("cos_z", "l2_z", "cos_x", "l2_x")}
