@@ -2,12 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# A local CPU build of torch; an unpinned torch would pull several GB of CUDA packages.
+# torch is pinned to a CPU build: on Linux, PyPI's torch pulls several GB of CUDA (nvidia-*) packages. PyTorch's CPU
+# wheel index serves `torch-2.13.0+cpu`, which `torch==2.13.0` matches (PEP 440: a pin without a local label accepts
+# any) and which pip prefers to PyPI's `2.13.0` (a local label sorts higher). `make install TORCH_INDEX=` leaves the
+# index out (a CUDA machine); `TORCH=...` changes the pin.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 AUDIO ?= ../shared/data/real-noisy/voicebank
 OUT ?= out/scores.csv
 
-.PHONY: venv install install-dev run test test-slow lint clean
+.PHONY: venv install-torch install install-dev run test test-slow lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +19,24 @@ $(PY):
 
 venv: $(PY)
 
-install: $(PY)
+# torch on its own, with the CPU index; the project and its other dependencies then come from the usual indexes only.
+# The index is passed only if it answers within 5 s: an unreachable extra index is not an error to pip, but each
+# package it looks up there costs it retries (about 9 s each where the name does not resolve, up to minutes where
+# connections hang), and offline machines that install from a local wheel house through pip.conf never need it.
+install-torch: $(PY)
+	@index=; \
+	if [ -n "$(TORCH_INDEX)" ]; then \
+		if $(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$(TORCH_INDEX)/" 2>/dev/null; \
+		then index=" --extra-index-url $(TORCH_INDEX)"; \
+		else echo "$(TORCH_INDEX) is unreachable: $(TORCH) comes from pip's configured indexes (PyPI's is a CUDA build on Linux)"; fi; \
+	fi; \
+	echo "$(PY) -m pip install -q$$index \"$(TORCH)\""; \
+	$(PY) -m pip install -q$$index "$(TORCH)"
+
+install: install-torch
 	$(PY) -m pip install -q "$(TORCH)" -e .
 
-install-dev: $(PY)
+install-dev: install-torch
 	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,train,eval]"
 
 # The main job: score audio with the shipped default model.

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from helpers import assert_close_to_reference, reference_atol
 
 import vqscore
 from vqscore.audio import load_audio
@@ -61,19 +62,70 @@ def test_load_and_score_official_entry_points(reference_dir, expected):
     assert value == pytest.approx(want, abs=1e-5)
 
 
+def near_tie_flips(got: np.ndarray, ref: np.ndarray, ref_z: np.ndarray, codebook: np.ndarray, distance: str, z_atol: float):
+    """Frames whose codebook index differs from the reference's; asserts each one is a near-tie.
+
+    With z only known to within `z_atol` per element (reordering), ||dz|| <= sqrt(D) z_atol, so a frame's similarity to
+    any codeword moves by at most 2 ||dz|| / ||z|| (cosine, unit codewords) or ||dz|| (negative Euclidean distance).
+    The argmax can only swap two codewords whose reference similarities are within twice that: anything else must
+    match exactly. Identical codewords are never a near-tie: their exact tie goes to the lowest index on any CPU.
+    """
+    flips = np.flatnonzero(got != ref)
+    z = ref_z.astype(np.float64)
+    cb = codebook.astype(np.float64)
+    slack = np.sqrt(z.shape[1]) * z_atol
+    for t in flips:
+        a, b = int(ref[t]), int(got[t])
+        assert not np.array_equal(codebook[a], codebook[b]), f"frame {t}: {b} instead of the identical, lower {a}"
+        if distance == "cosine":
+            unit = z[t] / np.linalg.norm(z[t])
+            sims = [unit @ (cb[i] / max(np.linalg.norm(cb[i]), 1e-12)) for i in (a, b)]
+            tau = 2 * 2 * slack / np.linalg.norm(z[t])
+        else:
+            sims = [-np.linalg.norm(z[t] - cb[i]) for i in (a, b)]
+            tau = 2 * slack
+        gap = sims[0] - sims[1]
+        assert gap <= tau, f"frame {t}: index {b} instead of {a}, but the reference gap {gap:.3g} > {tau:.3g}"
+        print(f"near-tie at frame {t}: {a} -> {b}, reference gap {gap:.3g} (tau {tau:.3g})")
+    return flips
+
+
 @pytest.mark.parametrize("fname", FILES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_arrays_match_official(models, reference_dir, ref_arrays, expected, kind, fname):
+    """X, z and Xhat up to float32 reordering (helpers.REORDER_ULPS says what was measured on which CPU);
+    indices and zq exactly, except at near-ties of z between two different codewords."""
+    network = models[kind].network
     got = forward_arrays(models[kind], reference_dir / f"{fname}.wav")
-    prefix = f"{kind}/{fname}/"
-    for key in ("X", "z", "zq", "Xhat"):
-        ref = ref_arrays[prefix + key]
-        assert got[key].shape == ref.shape, key
-        np.testing.assert_allclose(got[key], ref, rtol=0, atol=1e-5, err_msg=key)
-    np.testing.assert_array_equal(got["indices"], ref_arrays[prefix + "indices"])
+    ref = {key: ref_arrays[f"{kind}/{fname}/{key}"] for key in ("X", "z", "zq", "indices", "Xhat")}
+    for key in ("X", "z"):
+        assert_close_to_reference(got[key], ref[key], key)
+
+    # Indices: exact wherever the assignment is unambiguous. Seen here (Intel AVX-512): QE clean frame 367 takes
+    # codeword 1952 instead of 225, reference gap 1.3e-15; the two are k-means copies of one frame, 3e-8 apart.
+    codebook = network.quantizer.codebook.numpy()
+    flips = near_tie_flips(
+        got["indices"], ref["indices"], ref["z"], codebook, network.quantizer.distance, reference_atol(ref["z"], "z")
+    )
+    assert len(flips) <= 0.01 * len(ref["indices"]), f"{len(flips)} near-tie flips: {flips.tolist()}"
     want = expected["models"][kind]["files"][f"{fname}.wav"]
-    assert got["indices"][:20].tolist() == want["indices_first20"]
-    assert len(np.unique(got["indices"])) == want["num_distinct_indices"]
+    assert ref["indices"][:20].tolist() == want["indices_first20"]
+    assert len(np.unique(ref["indices"])) == want["num_distinct_indices"]
+    assert abs(len(np.unique(got["indices"])) - want["num_distinct_indices"]) <= len(flips)
+
+    # zq is a lookup into the same stored codebook, no arithmetic: exact, frame by frame, on both sides.
+    np.testing.assert_array_equal(got["zq"], codebook[got["indices"]])
+    np.testing.assert_array_equal(ref["zq"], codebook[ref["indices"]])
+    same = got["indices"] == ref["indices"]
+    np.testing.assert_array_equal(got["zq"][same], ref["zq"][same])
+
+    # Xhat: the decoder run on the reference zq, i.e. our own zq with any near-tie frame given the reference's
+    # codeword, so that a legitimate flip between two different codewords cannot move it.
+    with torch.inference_mode():
+        Xhat = network.decode(torch.from_numpy(ref["zq"])[None])[0].numpy()
+    assert_close_to_reference(Xhat, ref["Xhat"], "Xhat")
+    if len(flips) == 0:
+        np.testing.assert_array_equal(got["Xhat"], Xhat)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -85,8 +137,8 @@ def test_batch_spectrum_equals_official_input(models, reference_dir, ref_arrays,
     short = noisy[:20_000]
     spec, frames = batch_spectrum([short, clean, noisy], features)
     assert frames.tolist() == [1 + 20_000 // features.hop_length] + [1 + 99946 // features.hop_length] * 2
-    np.testing.assert_allclose(spec[1].numpy(), ref_arrays[f"{kind}/clean_p232_005/X"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(spec[2].numpy(), ref_arrays[f"{kind}/noisy_p232_005/X"], rtol=0, atol=1e-5)
+    assert_close_to_reference(spec[1].numpy(), ref_arrays[f"{kind}/clean_p232_005/X"], "X")
+    assert_close_to_reference(spec[2].numpy(), ref_arrays[f"{kind}/noisy_p232_005/X"], "X")
     n = int(frames[0])
     np.testing.assert_allclose(spec[0, :n].numpy(), spectrum(short[None], features)[0].numpy(), rtol=0, atol=1e-6)
     assert torch.all(spec[0, n:] == 0)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import reference_atol
 
 from vqscore.audio import load_audio
 from vqscore.features import spectrum
-from vqscore.models import QEVQVAE, SEVQVAE
+from vqscore.models import QEVQVAE, SEVQVAE, QEConfig, SEConfig
 from vqscore.official import load_official
 from vqscore.quantizer import VectorQuantizer, kmeans, laplace_smoothing
 
@@ -279,25 +280,173 @@ def test_kmeans_with_enough_samples_has_distinct_means():
     np.testing.assert_allclose(means.norm(dim=1).numpy(), np.ones(16), rtol=0, atol=1e-5)
 
 
+def numpy_lloyd(samples: np.ndarray, start: np.ndarray, iters: int, distance: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means in float64 from the given initial means: the lowest index wins ties, a cluster that ends an
+    iteration empty keeps its mean, cosine means are renormalised."""
+    x = samples.astype(np.float64)
+    means = x[start].copy()
+    counts = np.zeros(len(start), np.int64)
+    for _ in range(iters):
+        if distance == "cosine":
+            buckets = (x @ means.T).argmax(axis=1)
+        else:
+            buckets = ((x[:, None, :] - means[None]) ** 2).sum(-1).argmin(axis=1)
+        counts = np.bincount(buckets, minlength=len(means))
+        sums = np.zeros_like(means)
+        np.add.at(sums, buckets, x)
+        new = sums / np.maximum(counts, 1)[:, None]
+        if distance == "cosine":
+            new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
+        means = np.where((counts == 0)[:, None], means, new)
+    return means, counts
+
+
+@pytest.mark.parametrize("config", [QEConfig(), SEConfig()], ids=["qe", "se"])
+def test_kmeans_init_runs_ten_lloyd_iterations(config):
+    """The models' k-means init (METHOD.md: 10 iterations; QE cosine, SE Euclidean) = ten Lloyd iterations in that
+    distance from a seeded draw of initial means, on data far from converged after ten, so the iteration count and
+    the distance both show (the seeded official init below cannot show them: there nearly every frame is its own
+    initial mean). Seeded so that no assignment is a near-tie: the smallest top-2 gap over the iterations is 6e-5
+    (cosine) and 2e-5 (distance), far above float32 rounding, so the counts are the same on any CPU."""
+    distance = config.distance
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((1500, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # unit frames, as the cosine transform gives; fine for Euclidean too
+    size = 48
+    q = VectorQuantizer(size, 8, distance, decay=config.ema_decay, kmeans_iters=config.kmeans_iters).train()
+    q.init_from(torch.from_numpy(x), generator=torch.Generator().manual_seed(0))
+    start = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:size].numpy()
+    means, counts = numpy_lloyd(x, start, 10, distance)
+    np.testing.assert_array_equal(q.cluster_size.numpy(), counts)
+    np.testing.assert_allclose(q.codebook.numpy(), means, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(q.codebook_avg.numpy(), means * counts[:, None], rtol=0, atol=1e-4)
+    # the data is sensitive to what is being pinned: 9 or 11 iterations, or the other distance, give other counts
+    other = "euclidean" if distance == "cosine" else "cosine"
+    for iters, dist in ((9, distance), (11, distance), (10, other)):
+        assert not np.array_equal(numpy_lloyd(x, start, iters, dist)[1], counts), (iters, dist)
+
+
+def nearest_similarity(frames: torch.Tensor, codebook: torch.Tensor, distance: str) -> torch.Tensor:
+    """float64: each transformed frame's similarity to its nearest codeword (cosine, or minus Euclidean distance)."""
+    frames, codebook = frames.double(), codebook.double()
+    if distance == "cosine":
+        return (frames @ F.normalize(codebook, dim=-1).t()).max(dim=-1).values
+    return -torch.cdist(frames, codebook).min(dim=-1).values
+
+
+def relabelled_groups(mine: dict, official: dict, rows: np.ndarray, atol: dict) -> tuple[list[list[int]], list[str]]:
+    """Group the rows that differ into relabellings among near-duplicate codewords: (groups, problems).
+
+    The seeded k-means draws its 2048/4096 initial means with replacement from fewer frames, so a frame is often
+    drawn several times. Copies of one frame differ by an ulp or so once k-means renormalises the ones that keep
+    members, so every frame is a near-tie between them (cosine gap ~1e-15 here), and which copy wins is decided by
+    rounding: it changes with the summation order, and from one iteration to the next. A differing row is explained
+    when the rows holding (a copy of) its codeword in either codebook, its group, number at least two, are each
+    either zero or that codeword in both codebooks, hold the same frames in total (equal sums of cluster_size and
+    codebook_avg), and one frame's k-means and EMA-step members make one or two non-zero rows of it in each.
+    """
+    cb, cb_off = mine["quantizer.codebook"], official["quantizer.codebook"]
+    groups, problems = [], []
+    for r in rows:
+        if any(r in g for g in groups):
+            continue
+        value = cb[r] if cb[r].any() else cb_off[r]
+        if not value.any():
+            problems.append(f"row {r}: zero in both codebooks but the EMA buffers differ")
+            continue
+        near, near_official = ((c - value).abs().amax(dim=1) <= atol["quantizer.codebook"] for c in (cb, cb_off))
+        group = torch.nonzero(near | near_official).flatten()
+        nonzero = [int((c[group].norm(dim=1) > 0).sum()) for c in (cb, cb_off)]
+        copies_only = all(
+            bool((close[group] | (c[group].norm(dim=1) == 0)).all()) for close, c in ((near, cb), (near_official, cb_off))
+        )
+        same_members = all(
+            bool((mine[key][group].sum(0) - official[key][group].sum(0)).abs().max() <= atol[key])
+            for key in ("quantizer.cluster_size", "quantizer.codebook_avg")
+        )
+        if len(group) < 2 or not copies_only or not same_members or not all(k in (1, 2) for k in nonzero):
+            problems.append(
+                f"row {r}: group {group.tolist()}, copies only {copies_only}, same members {same_members}, "
+                f"non-zero rows {nonzero}, cluster_size {mine['quantizer.cluster_size'][group].tolist()} vs "
+                f"{official['quantizer.cluster_size'][group].tolist()}"
+            )
+        groups.append(group.tolist())
+    return groups, problems
+
+
 @pytest.mark.parametrize("kind", ["qe", "se"])
 def test_seeded_init_reproduces_official_codebook(reference_dir, kind):
     """torch.manual_seed(0); build; one training-mode forward of the clean file: the k-means init + one EMA step
-    reproduce the official checkpoint's codebook buffers (and the encoder weights: same init order)."""
+    reproduce the official checkpoint's codebook buffers (and the encoder weights: same init order).
+
+    What k-means guarantees, not one tie-sensitive outcome (issue 8: QE row 1520 differed on Intel AVX-512):
+    (a) the same objective, (b) the same buffers row for row except a few rows that only relabel near-duplicate
+    codewords, (c) the same zero codewords outside those rows and all frames counted, (d) the same encoder weights.
+    """
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "AVX512"):
+        # measured: ATen's non-vectorised kernels draw other initial weights from the same seed (up to ~1e5 ulps)
+        pytest.skip(f"seeded weights are reproducible on AVX2/AVX-512 kernels only (this CPU: {capability})")
     torch.manual_seed(0)
     network = (QEVQVAE if kind == "qe" else SEVQVAE)()
     network.train()
     wav = torch.from_numpy(load_audio(reference_dir / "clean_p232_005.wav").samples)
     with torch.no_grad():
-        network.quantize(network.encode(spectrum(wav[None], network.features)))
+        z = network.encode(spectrum(wav[None], network.features))
+        network.quantize(z)
     _, official = load_official(reference_dir / f"{kind}_seed0.pkl")
     mine = network.state_dict()
-    for key in ("quantizer.codebook", "quantizer.codebook_avg", "quantizer.cluster_size"):
-        np.testing.assert_allclose(mine[key].numpy(), official[key].numpy(), rtol=0, atol=1e-5, err_msg=key)
+
+    # (d) the encoder weights come from the seed alone: exact
     for key in official:
         if key.startswith("encoder."):
             assert torch.equal(mine[key], official[key]), key
-    zero = int((network.quantizer.codebook.norm(dim=1) == 0).sum())
-    assert zero == (1656 if kind == "qe" else 3315)
+
+    q = network.quantizer
+    # METHOD.md's EMA decay, Laplace eps and k-means iterations: on this fixture they barely show in the buffers
+    # (nearly every frame is its own initial mean, and decay only shows where a frame's two members split)
+    assert (q.decay, q.eps, q.kmeans_iters) == (0.8, 1e-5, 10)
+    frames = q.transform(z).reshape(-1, q.dim)
+    n, size = frames.shape[0], q.size
+    keys = ("quantizer.codebook", "quantizer.codebook_avg", "quantizer.cluster_size")
+    # codewords are (normalised) means of z's frames, so they carry z's reordering error; cluster sizes are
+    # 0.8 k + 0.2 k' for integer counts, the same floats on any CPU where the assignments agree.
+    atol = {key: reference_atol(official[key].numpy(), "codebook") for key in keys[:2]}
+    atol["quantizer.cluster_size"] = 1e-6
+
+    # (a) the k-means objective: mean similarity of the frames to their nearest codeword. Measured here, off the
+    # official codebook's: QE <= 4e-12, SE <= 5e-7 (4e-8 with the default kernels; see helpers.REORDER_ULPS).
+    # One k-means iteration instead of ten moves it by 5e-4 (QE) / 1.7e-2 (SE), cosine k-means for SE by 2.2.
+    got_objective = float(nearest_similarity(frames, mine["quantizer.codebook"], q.distance).mean())
+    want_objective = float(nearest_similarity(frames, official["quantizer.codebook"], q.distance).mean())
+    assert got_objective == pytest.approx(want_objective, abs=5e-6)
+
+    # (b) row for row, except a few (<= 0.5 %) rows that near-ties between copies of one frame relabel. Seen here
+    # (Intel AVX-512): rows 52/1520 (copies of frame 261) and 225/1952 (frame 367) swap which copy holds the frame.
+    differs = torch.zeros(size, dtype=torch.bool)
+    for key in keys:
+        diff = (mine[key] - official[key]).abs()
+        differs |= (diff.amax(dim=1) if diff.dim() == 2 else diff) > atol[key]
+    rows = torch.nonzero(differs).flatten().numpy()
+    assert len(rows) <= 0.005 * size, f"{len(rows)} rows differ: {rows.tolist()}"
+    groups, problems = relabelled_groups(mine, official, rows, atol)
+    assert problems == []
+    if groups:
+        print(f"{kind}: rows relabelled among copies of one frame: {groups}")
+
+    # (c) the zero codewords (initial means that never won a frame), exactly outside the relabelled groups; inside,
+    # one or two copies of a frame are non-zero (its k-means and EMA-step members are one copy or two), so the total
+    # can move by one per group: 1656 here and on the official machine, but 1657 with MKL and 1654 with oneDNN
+    # forced to AVX2 on this machine (and 1655/1657 with 8/11 k-means iterations, which (b) and (a) cannot tell
+    # from 10 either: test_kmeans_init_runs_ten_lloyd_iterations pins the iteration count and the distance).
+    zero, zero_official = (buffers["quantizer.codebook"].norm(dim=1) == 0 for buffers in (mine, official))
+    outside = torch.ones(size, dtype=torch.bool)
+    outside[[row for group in groups for row in group]] = False
+    assert torch.equal(zero[outside], zero_official[outside])
+    assert int(zero_official.sum()) == (1656 if kind == "qe" else 3315)
+    assert abs(int(zero.sum()) - int(zero_official.sum())) <= len(groups)
+    assert float(mine["quantizer.cluster_size"].sum()) == pytest.approx(n, abs=1e-3)
+    assert float(official["quantizer.cluster_size"].sum()) == pytest.approx(n, abs=1e-3)
 
 
 def test_cross_entropy_equals_hand_computation_and_ignores_masked_frames():
