@@ -102,7 +102,8 @@ def to_float(samples: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(samples.dtype, np.signedinteger):
         return samples.astype(np.float32) / float(2 ** (8 * samples.dtype.itemsize - 1))
     if np.issubdtype(samples.dtype, np.floating):
-        return samples.astype(np.float32, copy=False)
+        # float64 stays float64 until it has been checked (a float32 cast would turn 1e300 into Inf and 1e-50 into 0)
+        return samples if samples.dtype == np.float64 else samples.astype(np.float32, copy=False)
     if samples.dtype == np.bool_:
         raise AudioError(f"{name}: boolean array is not audio")
     raise AudioError(f"{name}: unsupported sample type {samples.dtype}")
@@ -119,12 +120,14 @@ def to_rows(samples: np.ndarray, name: str, channel_axis: int | None) -> tuple[n
         raise AudioError(f"{name}: empty audio (0 samples)")
     channels = 1
     if channel_axis is not None:
+        if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, numbers.Integral):
+            raise TypeError(f"{name}: channel_axis must be an int (an axis of the array), got {type(channel_axis).__name__} {channel_axis!r}")
         if not -samples.ndim <= channel_axis < samples.ndim or samples.ndim < 2:
             raise AudioError(f"{name}: channel_axis={channel_axis} is not an axis of a {samples.ndim}-D array with samples")
         channels = samples.shape[channel_axis]
         if channels > MAX_CHANNELS:
             raise AudioError(f"{name}: {channels} channels; at most {MAX_CHANNELS} are accepted (is the array transposed?)")
-        samples = samples.mean(axis=channel_axis, dtype=np.float64).astype(np.float32)
+        samples = samples.mean(axis=channel_axis, dtype=np.float64).astype(samples.dtype)
     if samples.ndim >= 2 and samples.shape[-1] <= MAX_CHANNELS:
         raise AudioError(
             f"{name}: the last axis holds the samples, so this is {int(np.prod(samples.shape[:-1]))} rows of "
@@ -227,18 +230,29 @@ def load_rows(
         raise AudioError(f"{label}: sr (the sample rate in Hz) is required with an array or tensor")
     rate = check_rate(sr, label)
     if isinstance(source, torch.Tensor):
-        source = source.detach().cpu()
-        if source.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
-            source = source.float()
-        source = source.numpy()
+        source = tensor_to_numpy(source, label)
     rows, leading, channels = to_rows(to_float(np.asarray(source), label), label, channel_axis)
     indices = list(np.ndindex(*leading)) if leading else [()]
     return [finish(row, rate, channels, row_name(label, idx)) for row, idx in zip(rows, indices, strict=True)], leading
 
 
+def tensor_to_numpy(tensor: torch.Tensor, label: str) -> np.ndarray:
+    if tensor.device.type == "meta":
+        raise AudioError(f"{label}: a meta tensor holds no samples")
+    tensor = tensor.detach().cpu()
+    if tensor.layout != torch.strided:
+        tensor = tensor.to_dense()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.float()  # bfloat16, float16, float8: numpy has no such types (float16 it has, but this is exact)
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError):
+        raise AudioError(f"{label}: unsupported sample type {tensor.dtype}") from None
+
+
 def finish(samples: np.ndarray, rate: int, channels: int, label: str) -> Audio:
     check_finite(samples, label)
-    samples = np.ascontiguousarray(resample(samples, rate, label), dtype=np.float32)
+    samples = np.ascontiguousarray(resample(samples.astype(np.float32, copy=False), rate, label), dtype=np.float32)
     return Audio(samples=samples, name=label, source_rate=rate, source_channels=channels)
 
 

@@ -507,13 +507,13 @@ def _mp_context():
 def _score_rows(engine: Engine, batch: SpecBatch, with_decoder: bool) -> list[Score | Exception]:
     """Scores of a batch's rows; a batch that fails is retried row by row so that the error names its file."""
     try:
-        return scores_from_batch(engine, engine.score(batch, with_decoder), len(batch.frames), batch.offsets)
+        return scores_from_batch(engine, engine.score(batch, with_decoder), batch)
     except (RuntimeError, ValueError):
         out: list[Score | Exception] = []
         for i in range(len(batch.frames)):
             one = batch.row(i)
             try:
-                out.extend(scores_from_batch(engine, engine.score(one, with_decoder), 1, one.offsets))
+                out.extend(scores_from_batch(engine, engine.score(one, with_decoder), one))
             except (RuntimeError, ValueError) as exc:
                 out.append(exc)
         return out

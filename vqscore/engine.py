@@ -66,6 +66,9 @@ from .models.base import VQVAE
 from .models.qe import QEEncoder
 from .nn import INSTANCE_NORM_EPS, run_encoder_convs
 
+# Largest |value| of the normalised input spectrum below which an utterance counts as flat (`is_flat`).
+FLAT_LIMIT = 1e-2
+
 # Added to each norm (cosine) and to the per-frame energy (normalised L2), as the official code does.
 SCORE_EPS = 1e-5
 # Frames per batch, summed over its padded utterances: ~2 minutes of audio at hop 256. Large enough for the
@@ -145,7 +148,8 @@ class SpecBatch:
 
     `normalized`: the spectrum went through the input InstanceNorm already (QE models); `raw` keeps the
     un-normalised spectrum when the decoder's scores (cos_x, l2_x) need it; `offsets`: samples the input
-    conditioning trimmed off each utterance's start (where its first frame is in the audio given).
+    conditioning trimmed off each utterance's start (where its first frame is in the audio given); `flat`: which
+    utterances have no variation over time in any frequency bin (`is_flat`), and so nothing to judge.
     """
 
     spec: torch.Tensor
@@ -153,6 +157,7 @@ class SpecBatch:
     normalized: bool
     raw: torch.Tensor | None = None
     offsets: list[int] | None = None
+    flat: list[bool] | None = None
 
     def pin_memory(self) -> SpecBatch:  # DataLoader(pin_memory=True) calls this on custom batch types
         return SpecBatch(
@@ -161,6 +166,7 @@ class SpecBatch:
             self.normalized,
             None if self.raw is None else self.raw.pin_memory(),
             self.offsets,
+            self.flat,
         )
 
     def row(self, i: int) -> SpecBatch:
@@ -172,6 +178,7 @@ class SpecBatch:
             self.normalized,
             None if self.raw is None else self.raw[i : i + 1, :, :n].contiguous(),
             None if self.offsets is None else self.offsets[i : i + 1],
+            None if self.flat is None else self.flat[i : i + 1],
         )
 
 
@@ -212,13 +219,16 @@ def spectra_batch(
     raw = _buffer((len(wavs), bins, longest), shared) if (keep_raw and normalize) else None
     # contiguous per-utterance scratch, so that every reduction runs in the same order whatever the batch
     scratch = torch.empty(2, bins * longest)
+    flat: list[bool] = []
     for i, w in enumerate(wavs):
         n = frames[i]
         magnitude = _magnitude_into(
             _stft(w, features), scratch[0, : bins * n].view(bins, n), scratch[1, : bins * n].view(bins, n), features
         )
+        normalized = F.instance_norm(magnitude[None], eps=INSTANCE_NORM_EPS)[0]
+        flat.append(is_flat(normalized))
         if normalize:
-            out[i, :, :n] = F.instance_norm(magnitude[None], eps=INSTANCE_NORM_EPS)[0]
+            out[i, :, :n] = normalized
             if raw is not None:
                 raw[i, :, :n] = magnitude
         else:
@@ -227,7 +237,15 @@ def spectra_batch(
             out[i, :, n:] = 0
             if raw is not None:
                 raw[i, :, n:] = 0
-    return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None), offsets)
+    return SpecBatch(out, frames, normalize, raw if normalize else (out if keep_raw else None), offsets, flat)
+
+
+def is_flat(normalized: torch.Tensor) -> bool:
+    """Whether an utterance's spectrum, put through the input InstanceNorm (bins, frames), is all but zero: no bin
+    varies over time beyond float rounding. So it is for digital silence, audio below the 1e-7 power floor, pure
+    DC. The encoder then sees a constant, and its later InstanceNorms would normalise rounding noise: the score
+    would depend on the batch and the CPU. Real signals have unit variance in some bin (values of 1 and more)."""
+    return bool(normalized.abs().max() < FLAT_LIMIT)
 
 
 def plan_batches(lengths: Sequence[int], hop: int, max_batch_frames: int) -> list[list[int]]:
@@ -456,7 +474,7 @@ class Engine:
             if batch.raw is None
             else (spec if batch.raw is batch.spec else batch.raw.to(self.device, non_blocking=not blocking))
         )
-        return SpecBatch(spec, batch.frames, batch.normalized, raw, batch.offsets)
+        return SpecBatch(spec, batch.frames, batch.normalized, raw, batch.offsets, batch.flat)
 
     # -- in-memory utterances
 

@@ -8,6 +8,7 @@ streams files through worker processes for the command line. Recordings longer t
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from .conditioning import PAPER, Conditioning
 from .engine import (
     DEFAULT_BATCH_FRAMES,
     Engine,
+    SpecBatch,
     cosine_per_frame,
     normalized_l2_per_frame,
     plan_batches,
@@ -75,6 +77,16 @@ def silent_score(num_frames: int, hop: int, rate: int) -> Score:
     return Score(nan, nan, nan, nan, np.full(num_frames, np.nan, dtype=np.float32), frame_times(num_frames, hop, rate))
 
 
+def nothing_to_judge(wav: np.ndarray, model: VQVAE, conditioning: Conditioning = PAPER) -> bool:
+    """Whether an utterance ((samples,) float32 mono at 16 kHz, as `audio.load_audio` makes it) scores NaN in every
+    field: digital silence (judged after that conversion: values below float32's range or resampled away count as
+    zeros), or no variation over time once conditioned (`engine.is_flat`: below the power floor, pure DC)."""
+    if not np.any(wav):
+        return True
+    batch = engine_for(model).prepare([wav], keep_raw=False, conditioning=conditioning)
+    return bool(batch.flat[0])
+
+
 def check_length(samples: np.ndarray, min_samples: int, name: str) -> None:
     if samples.shape[0] < min_samples:
         raise AudioError(
@@ -99,12 +111,15 @@ def engine_for(model: VQVAE) -> Engine:
     return engine
 
 
-def scores_from_batch(engine: Engine, result, count: int, offsets: Sequence[int] | None = None) -> list[Score]:
-    """`Score`s of a scored batch; `offsets`: samples trimmed off each utterance's start by the conditioning."""
+def scores_from_batch(engine: Engine, result, batch: SpecBatch) -> list[Score]:
+    """`Score`s of a scored batch: frame times shifted by what the conditioning trimmed off each start; utterances
+    with nothing to judge (`engine.is_flat`) score NaN like digital silence."""
     features = engine.features
+    count = len(batch.frames)
     per_frame = split_frames(result.frames_cos, result.frames)
-    starts = [0.0] * count if offsets is None else [o / features.sample_rate for o in offsets]
-    return [
+    starts = [0.0] * count if batch.offsets is None else [o / features.sample_rate for o in batch.offsets]
+    flat = batch.flat or [False] * count
+    scores = [
         Score(
             float(result.cos_z[i]),
             float(result.l2_z[i]),
@@ -115,6 +130,11 @@ def scores_from_batch(engine: Engine, result, count: int, offsets: Sequence[int]
         )
         for i in range(count)
     ]
+    for i in range(count):
+        if flat[i]:
+            silent = silent_score(result.frames[i], features.hop_length, features.sample_rate)
+            scores[i] = dataclasses.replace(silent, frame_times=scores[i].frame_times)
+    return scores
 
 
 def score_batch(
@@ -127,7 +147,7 @@ def score_batch(
     """
     engine = engine_for(model)
     batch = engine.prepare(wavs, keep_raw=with_decoder, conditioning=conditioning)
-    return scores_from_batch(engine, engine.score(batch, with_decoder), len(wavs), batch.offsets)
+    return scores_from_batch(engine, engine.score(batch, with_decoder), batch)
 
 
 def score_utterances(
@@ -168,7 +188,7 @@ def score_utterances(
     for batch in plan_batches([b - a for _, a, b in active], hop, max_batch_frames):
         chosen = [active[j] for j in batch]
         prepared = engine.prepare([wavs[i][a:b] for i, a, b in chosen], keep_raw=with_decoder, conditioning=conditioning)
-        scored = scores_from_batch(engine, engine.score(prepared, with_decoder), len(chosen), prepared.offsets)
+        scored = scores_from_batch(engine, engine.score(prepared, with_decoder), prepared)
         for (i, a, _), score in zip(chosen, scored, strict=True):
             piece_scores[(i, a)] = score
     for i in range(len(wavs)):
