@@ -49,7 +49,7 @@ def test_rows_record_the_model_and_scoring(setup, tmp_path, capsys, suffix):
     rows = read_rows(out)
     sha = __import__("json").loads(one.read_text())["sha256"]
     assert {r["model"] for r in rows} == {f"tiny-a@0.0.1#{sha[:12]}"}
-    assert {r["scoring"] for r in rows} == {"paper; whole<=1800s; windows 60s"}  # a bundle without a declaration
+    assert {r["scoring"] for r in rows} == {"paper; pooling mean; whole<=1800s; windows 60s"}  # a bundle without a declaration
 
 
 def test_resuming_with_another_model_or_scoring_is_refused(setup, tmp_path, capsys):
@@ -64,14 +64,14 @@ def test_resuming_with_another_model_or_scoring_is_refused(setup, tmp_path, caps
     code, err = run_cli([*base, "--model", str(two)], capsys)
     assert code == 2
     assert err == (
-        f"vqscore score: error: {out} holds scores of model tiny-a@0.0.1#{sha_a} (paper; whole<=1800s; windows 60s); "
-        f"this run uses model tiny-b@0.0.1#{sha_b} (paper; whole<=1800s; windows 60s); use --overwrite to start "
+        f"vqscore score: error: {out} holds scores of model tiny-a@0.0.1#{sha_a} (paper; pooling mean; whole<=1800s; windows 60s); "
+        f"this run uses model tiny-b@0.0.1#{sha_b} (paper; pooling mean; whole<=1800s; windows 60s); use --overwrite to start "
         "afresh, or another output file\n"
     )
     code, err = run_cli([*base, "--model", str(one), "--conditioning", "robust"], capsys)
-    assert code == 2 and "this run uses model tiny-a@0.0.1" in err and "(robust; whole<=1800s; windows 60s)" in err
+    assert code == 2 and "this run uses model tiny-a@0.0.1" in err and "(robust; pooling mean; whole<=1800s; windows 60s)" in err
     code, err = run_cli([*base, "--model", str(one), "--window-s", "30"], capsys)
-    assert code == 2 and "(paper; whole<=1800s; windows 30s)" in err
+    assert code == 2 and "(paper; pooling mean; whole<=1800s; windows 30s)" in err
     assert out.read_bytes() == before  # nothing was appended
 
     code, err = run_cli([*base, "--model", str(two), "--overwrite"], capsys)

@@ -93,7 +93,7 @@ def test_cli_and_api_agree_in_robust_mode(tmp_path, capsys):
     out = tmp_path / "s.csv"
     assert main(["score", str(folder), "-o", str(out), "--model", str(bundle), "--workers", "1"]) == 0
     rows = read_rows(out)
-    assert {r["scoring"] for r in rows} == {"robust; whole<=1800s; windows 60s"}
+    assert {r["scoring"] for r in rows} == {"robust; pooling mean; whole<=1800s; windows 60s"}
     api = model.vqscore(sorted(folder.iterdir()))
     np.testing.assert_allclose([float(r["vqscore"]) for r in rows], api, atol=2e-6)
     # --conditioning overrides the bundle's declaration

@@ -26,7 +26,8 @@ from .enhance import enhance_waveform
 from .longform import DEFAULT_POLICY, LongformPolicy
 from .models import VQVAE, build_model
 from .official import load_official, looks_official
-from .scoring import Score, check_length, score_utterances
+from .pooling import check_pooling
+from .scoring import Score, apply_pooling, check_length, score_utterances
 
 Inputs = AudioInput | Sequence[AudioInput]
 
@@ -76,7 +77,8 @@ class Model:
     its features.
 
     `conditioning`: how each utterance is prepared before its spectrum (`vqscore.conditioning`: "paper" as given,
-    "robust" level-normalised with leading/trailing digital silence trimmed). `policy`: where whole-utterance
+    "robust" level-normalised with leading/trailing digital silence trimmed). `pooling`: how its per-frame scores
+    make its VQScore (`vqscore.pooling`: "mean" as the paper, "median", "p25", "p10"). `policy`: where whole-utterance
     scoring ends and windows begin (`vqscore.longform`; 30 min / 60 s). `weights_sha256`: the hash of the weights
     (bundle) or checkpoint file they came from."""
 
@@ -88,12 +90,14 @@ class Model:
         policy: LongformPolicy = DEFAULT_POLICY,
         conditioning: Conditioning = PAPER,
         weights_sha256: str = "",
+        pooling: str = "mean",
     ):
         self.network = network.eval()
         self.name = name
         self.info = info
         self.policy = policy
         self.conditioning = conditioning
+        self.pooling = check_pooling(pooling)
         self.weights_sha256 = weights_sha256 or (info.sha256 if info is not None else "")
 
     @property
@@ -104,8 +108,12 @@ class Model:
 
     @property
     def scoring(self) -> str:
-        """How scores are computed beyond the weights: conditioning and long-file policy (recorded with results)."""
-        return f"{self.conditioning.name}; whole<={self.policy.max_whole_s:g}s; windows {self.policy.window_s:g}s"
+        """How scores are computed beyond the weights: conditioning, pooling and long-file policy (recorded with
+        results)."""
+        return (
+            f"{self.conditioning.name}; pooling {self.pooling}; whole<={self.policy.max_whole_s:g}s; "
+            f"windows {self.policy.window_s:g}s"
+        )
 
     @property
     def kind(self) -> str:
@@ -118,7 +126,7 @@ class Model:
     def __repr__(self) -> str:
         return (
             f"vqscore.Model(name={self.name!r}, kind={self.kind!r}, conditioning={self.conditioning.name!r}, "
-            f"device={str(self.device)!r})"
+            f"pooling={self.pooling!r}, device={str(self.device)!r})"
         )
 
     def score(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
@@ -169,7 +177,7 @@ class Model:
         )
         for i, score in zip(rest, found, strict=True):
             scores[i] = score
-        return scores  # type: ignore[return-value]
+        return [apply_pooling(s, self.pooling) for s in scores]  # type: ignore[arg-type]
 
     @staticmethod
     def _prepare(item, sr: int | None, channel_axis: int | None) -> Audio:
@@ -200,7 +208,12 @@ class Model:
 
     def with_conditioning(self, conditioning: str | Conditioning) -> Model:
         """The same network and weights, scoring with another conditioning ("paper" or "robust")."""
-        return Model(self.network, self.name, self.info, self.policy, get_conditioning(conditioning), self.weights_sha256)
+        chosen = get_conditioning(conditioning)
+        return Model(self.network, self.name, self.info, self.policy, chosen, self.weights_sha256, self.pooling)
+
+    def with_pooling(self, pooling: str) -> Model:
+        """The same network and weights, pooling frames another way ("mean", "median", "p25", "p10")."""
+        return Model(self.network, self.name, self.info, self.policy, self.conditioning, self.weights_sha256, pooling)
 
     def to(self, device: str | torch.device) -> Model:
         self.network.to(device)
@@ -211,13 +224,15 @@ def load(
     name_or_path: str | os.PathLike = "default",
     device: str | torch.device | None = None,
     conditioning: str | Conditioning | None = None,
+    pooling: str | None = None,
 ) -> Model:
     """A model from a shipped bundle name ("default" = newest QE bundle), a bundle JSON / .safetensors path,
     or an official VQScore checkpoint (.pkl/.pt/.pth). Runs on `device` (CPU unless given).
 
     `conditioning`: "paper" (the waveform as given: the official definition), "robust" (level-normalised, leading
     and trailing digital silence trimmed), or None for the one the bundle declares ("paper" for official
-    checkpoints)."""
+    checkpoints). `pooling`: "mean" (the paper), "median", "p25", "p10", or None for the bundle's ("mean" for
+    official checkpoints)."""
     device = torch.device(device or "cpu")
     path = Path(name_or_path)
     if looks_official(path):
@@ -227,13 +242,15 @@ def load(
         network = build_model(config)
         network.load_state_dict(state, strict=True)
         chosen = get_conditioning(conditioning, PAPER)
-        return Model(network.to(device), name=path.name, conditioning=chosen, weights_sha256=sha256_file(path))
+        return Model(
+            network.to(device), name=path.name, conditioning=chosen, weights_sha256=sha256_file(path), pooling=pooling or "mean"
+        )
     if path.suffix in (".json", ".safetensors") or path.exists():
         network, info = load_bundle(path, device)
     else:
         network, info = load_bundle(find_shipped(str(name_or_path)).path, device)
     chosen = get_conditioning(conditioning, get_conditioning(info.conditioning))
-    return Model(network, name=info.name, info=info, conditioning=chosen)
+    return Model(network, name=info.name, info=info, conditioning=chosen, pooling=pooling or info.pooling)
 
 
 @lru_cache(maxsize=4)
@@ -248,17 +265,20 @@ def score(
     device: str | None = None,
     channel_axis: int | None = None,
     conditioning: str | None = None,
+    pooling: str | None = None,
 ):
     """The VQScore (cos_z) of `audio`, higher is cleaner: a float for a path, an open binary file or a (samples,)
     array at `sr` Hz; an np.ndarray in the shape of the leading axes for a (..., samples) batch (one score per row);
     a list for a list. `channel_axis`: an array axis of channels to average first (a file's channels always are).
 
     `model` is a shipped bundle name, a path, or a loaded `Model`; named models are loaded once and cached.
-    `conditioning`: "paper" or "robust" instead of the model's own (`vqscore.load`).
+    `conditioning` ("paper", "robust") and `pooling` ("mean", "median", "p25", "p10") replace the model's own.
     """
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
     if conditioning is not None:
         chosen = chosen.with_conditioning(conditioning)
+    if pooling is not None:
+        chosen = chosen.with_pooling(pooling)
     return chosen.vqscore(audio, sr, channel_axis)
 
 

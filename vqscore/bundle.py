@@ -2,7 +2,8 @@
 
 A bundle is two files side by side:
 - `<name>.json`: format, name, version, model config (kind + hyper-parameters), feature config, the input
-  conditioning its scores are meant with (`vqscore.conditioning`; "paper" when absent), training note,
+  conditioning and pooling its scores are meant with (`vqscore.conditioning`, `vqscore.pooling`; "paper" and
+  "mean" when absent), training note,
   the weights file name and its sha256;
 - `<name>-<sha8>.safetensors`: the tensors (no pickle; nothing executes on load).
 Loading verifies the sha256 of the weights file before parsing it, so a truncated or tampered file is refused.
@@ -45,6 +46,7 @@ class BundleInfo:
     sha256: str
     training: dict = field(default_factory=dict)
     conditioning: str | dict = "paper"
+    pooling: str = "mean"
 
     @property
     def weights_path(self) -> Path:
@@ -90,6 +92,7 @@ def read_info(path: str | os.PathLike) -> BundleInfo:
             sha256=data["sha256"],
             training=data.get("training", {}),
             conditioning=data.get("conditioning", "paper"),
+            pooling=data.get("pooling", "mean"),
         )
     except (KeyError, TypeError) as exc:
         raise BundleError(f"{path}: bundle JSON lacks field {exc}") from exc
@@ -102,6 +105,7 @@ def save_bundle(
     version: str,
     training: dict | None = None,
     conditioning: str = "paper",
+    pooling: str = "mean",
 ) -> Path:
     """Write `model` as a bundle in `directory`; returns the JSON path."""
     directory = Path(directory)
@@ -120,6 +124,7 @@ def save_bundle(
         "model": model.config.to_dict(),
         "features": model.features.to_dict(),
         "conditioning": conditioning,
+        "pooling": pooling,
         "training": training or {},
         "weights": weights,
         "sha256": digest,

@@ -24,6 +24,7 @@ from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
 from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
+from .pooling import POOLINGS
 from .results import (
     COLUMNS,
     ResultsError,
@@ -96,7 +97,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         from .distributed import score_distributed  # Lightning is imported only here
 
         return score_distributed(args, files, policy)
-    model = load(args.model, device=device, conditioning=args.conditioning)
+    model = load(args.model, device=device, conditioning=args.conditioning, pooling=args.pooling)
     model.policy = policy
     stamp = Stamp(model.tag, model.scoring)
     from .corpus import score_file_batches
@@ -124,6 +125,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             lanes=args.lanes,
             policy=policy,
             conditioning=model.conditioning,
+            pooling=model.pooling,
         )
         for results in batches:
             if windows is not None:  # before the main rows: a file in the main table has its windows written
@@ -253,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="input conditioning: 'paper' scores the waveform as given (the official definition); 'robust' trims "
         "leading/trailing digital silence and normalises the level (default: the one the model declares)",
+    )
+    score.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default=None,
+        help="how per-frame scores make a file's VQScore: 'mean' (the paper's), 'median', 'p25' or 'p10' (25th/10th "
+        "percentile) (default: the one the model declares)",
     )
     score.add_argument(
         "--overwrite",

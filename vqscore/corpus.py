@@ -53,7 +53,7 @@ from .engine import (
 from .features import SAMPLE_RATE
 from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, read_blocks
 from .models.base import VQVAE
-from .scoring import Score, check_length, combine_windows, engine_for, scores_from_batch, silent_score
+from .scoring import Score, apply_pooling, check_length, combine_windows, engine_for, scores_from_batch, silent_score
 
 # A file whose header promises more than (whole-file limit - this) is streamed, so that resampling rounding never
 # sends a file over the limit through the in-memory path.
@@ -343,6 +343,7 @@ def score_file_batches(
     lanes: int | None = None,
     worker_nice: int | None = None,
     conditioning: Conditioning = PAPER,
+    pooling: str = "mean",
 ) -> Iterator[list[FileResult]]:
     """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
 
@@ -352,7 +353,8 @@ def score_file_batches(
     concurrently by that many Python threads, each with threads // lanes intra-op threads (default on CPU: one
     lane per thread, i.e. single-threaded ops with no OpenMP barriers; on a GPU one lane).
     Scores equal `vqscore.load(...).score(path)` (windowed beyond 30 minutes, see `vqscore.longform`);
-    cos_x / l2_x only `with_decoder`. `conditioning`: how each file (or window) is prepared (`vqscore.conditioning`)."""
+    cos_x / l2_x only `with_decoder`. `conditioning`: how each file (or window) is prepared (`vqscore.conditioning`);
+    `pooling`: how its frames make its VQScore (`vqscore.pooling`)."""
     engine = engine_for(network)
     device = engine.device
     batch_frames = batch_frames or default_batch_frames(device)
@@ -365,7 +367,7 @@ def score_file_batches(
         lanes = max(1, int(lanes or 1))
     try:
         yield from _run(
-            engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning
+            engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning, pooling
         )
     finally:
         if torch.get_num_threads() != previous_threads:
@@ -421,13 +423,22 @@ def score_item(engine: Engine, item: _Item, with_decoder: bool):
 
 
 class ResultAssembler:
-    """Turns scored items back into `FileResult`s, putting long files together from their windows."""
+    """Turns scored items back into `FileResult`s, putting long files together from their windows, and pools each
+    file's frames into its VQScore (`vqscore.pooling`)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, pooling: str = "mean"):
         self.engine = engine
+        self.pooling = pooling
         self.long_parts: dict[str, dict] = {}
 
     def add(self, item: _Item, scored) -> list[FileResult]:
+        results = self._assemble(item, scored)
+        for r in results:
+            if r.score is not None:
+                r.score = apply_pooling(r.score, self.pooling)
+        return results
+
+    def _assemble(self, item: _Item, scored) -> list[FileResult]:
         if item.kind == "files":
             return scored
         state = self.long_parts.setdefault(item.key, {"windows": [], "end": None})
@@ -446,7 +457,7 @@ def plan_paths(engine: Engine, paths: Sequence[str], batch_frames: int, policy: 
 
 
 def _run(
-    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning
+    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning, pooling
 ) -> Iterator[list[FileResult]]:
     if num_workers is None:
         num_workers = default_workers(engine.device)
@@ -472,7 +483,7 @@ def _run(
         return item, score_item(engine, item, with_decoder)
 
     outputs = map(work, loader) if lanes == 1 else _threaded_map(work, loader, lanes)
-    assembler = ResultAssembler(engine)
+    assembler = ResultAssembler(engine, pooling)
     for item, scored in outputs:
         results = assembler.add(item, scored)
         if results:

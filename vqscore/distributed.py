@@ -63,9 +63,10 @@ from .scoring import engine_for
 class ScoringModule(L.LightningModule):
     """Wraps a network for `Trainer.predict`: each predict step scores one decoded batch and returns its rows."""
 
-    def __init__(self, network: VQVAE, with_decoder: bool = False, threads: int | None = None):
+    def __init__(self, network: VQVAE, with_decoder: bool = False, threads: int | None = None, pooling: str = "mean"):
         super().__init__()
         self.network = network.eval()
+        self.pooling = pooling
         self.with_decoder = with_decoder
         self.threads = threads
         self.assembler: ResultAssembler | None = None
@@ -73,7 +74,7 @@ class ScoringModule(L.LightningModule):
     def on_predict_start(self) -> None:
         if self.device.type == "cpu" and self.threads:
             torch.set_num_threads(self.threads)
-        self.assembler = ResultAssembler(engine_for(self.network))
+        self.assembler = ResultAssembler(engine_for(self.network), self.pooling)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # the engine moves the spectrum itself (non-blocking from pinned memory on CUDA)
@@ -152,6 +153,7 @@ def run(
     policy: LongformPolicy = DEFAULT_POLICY,
     windows: str | os.PathLike | None = None,
     conditioning: str | None = None,
+    pooling: str | None = None,
 ) -> tuple[int, int, int, int]:
     """Score `files` into `output` with `processes` DDP ranks. Must run as a script's main code path (the ddp
     launcher re-runs the command line for the other ranks). Returns (rank, scored, failed, skipped)."""
@@ -166,13 +168,13 @@ def run(
         for stale in [*tables, *(shard for table in tables for shard in shard_paths(table))]:
             stale.unlink(missing_ok=True)
     gpu = device is not None and torch.device(device).type == "cuda"
-    model = load(model_name, device="cpu", conditioning=conditioning)
+    model = load(model_name, device="cpu", conditioning=conditioning, pooling=pooling)
     model.policy = policy
     stamp = Stamp(model.tag, model.scoring)
     done = finished_rows(output, stamp)
     todo = [f for f in files if f not in done]
     per_rank_threads = max(1, (threads or physical_cores()) // processes)
-    module = ScoringModule(model.network, threads=None if gpu else per_rank_threads)
+    module = ScoringModule(model.network, threads=None if gpu else per_rank_threads, pooling=model.pooling)
     engine = engine_for(model.network)
     batch_frames = batch_frames or (GPU_BATCH_FRAMES if gpu else DEFAULT_BATCH_FRAMES)
     tasks = plan_paths(engine, todo, batch_frames, policy)
@@ -224,6 +226,7 @@ def score_distributed(args: argparse.Namespace, files: Sequence[str], policy: Lo
         policy=policy,
         windows=args.windows,
         conditioning=args.conditioning,
+        pooling=args.pooling,
     )
     if rank == 0:
         note = f" ({skipped} already in {args.output})" if skipped else ""

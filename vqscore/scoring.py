@@ -29,6 +29,7 @@ from .engine import (
 from .features import SAMPLE_RATE
 from .longform import DEFAULT_POLICY, LongformPolicy, WindowScore, window_bounds
 from .models.base import VQVAE
+from .pooling import pool
 
 __all__ = [
     "DEFAULT_BATCH_FRAMES",
@@ -47,7 +48,8 @@ __all__ = [
 class Score:
     """Quality scores of one utterance. Higher `cos_z` / `cos_x` and lower `l2_z` / `l2_x` mean cleaner speech.
 
-    cos_z: the VQScore, mean over frames of cos(z_t, zq_t).
+    cos_z: the VQScore, cos(z_t, zq_t) pooled over frames: their mean as in the paper, or the model's pooling
+    (`vqscore.pooling`: median, 25th or 10th percentile).
     l2_z: mean of (z - zq)^2 normalised by each frame's mean z^2.
     cos_x, l2_x: the same between the input spectrum and the decoder's reconstruction (NaN when only the VQScore
     was asked for: `Model.vqscore`, the command line).
@@ -75,6 +77,21 @@ class Score:
 def silent_score(num_frames: int, hop: int, rate: int) -> Score:
     nan = float("nan")
     return Score(nan, nan, nan, nan, np.full(num_frames, np.nan, dtype=np.float32), frame_times(num_frames, hop, rate))
+
+
+def apply_pooling(score: Score, pooling: str) -> Score:
+    """`score` with cos_z (and each window's) pooled from its per-frame values by `pooling` (`vqscore.pooling`);
+    "mean" leaves it as computed (the paper's). l2_z, cos_x and l2_x stay frame means."""
+    if pooling == "mean":
+        return score
+    windows = score.windows
+    if windows is not None:
+        bounds = np.cumsum([0, *(w.num_frames for w in windows)])
+        windows = tuple(
+            dataclasses.replace(w, cos_z=pool(score.frames[a:b], pooling))
+            for w, a, b in zip(windows, bounds[:-1], bounds[1:], strict=True)
+        )
+    return dataclasses.replace(score, cos_z=pool(score.frames, pooling), windows=windows)
 
 
 def nothing_to_judge(wav: np.ndarray, model: VQVAE, conditioning: Conditioning = PAPER) -> bool:

@@ -54,13 +54,14 @@ class RandomCrops(Dataset):
 
 
 class QualitySet(Dataset):
-    """Whole files with a quality label, from a CSV manifest (`path` relative to the manifest, label column)."""
+    """Whole files with a quality label, from a CSV manifest (a path column relative to the manifest, a label
+    column): a labelled benchmark set (`path`, `pesq`) or a human-rated set (`file`, `mos`)."""
 
-    def __init__(self, manifest: str, label: str):
+    def __init__(self, manifest: str, label: str, path_column: str = "path"):
         base = Path(manifest).parent
         with open(manifest, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get(label) not in (None, "")]
-        self.items = [(str(base / r["path"]), float(r[label])) for r in rows]
+        self.items = [(str(base / r[path_column]), float(r[label])) for r in rows]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -80,6 +81,8 @@ class CleanSpeechDataModule(L.LightningDataModule):
     sources: folders and/or CSV/JSONL manifests of clean audio (any format and rate; resampled to 16 kHz).
     speaker_split: JSON of held-out speakers (splits/speakers.json); their files are never trained on.
     quality_manifest / quality_label: labelled validation set; the score's correlation with it picks the best model.
+    validation_sets: more labelled sets, each {"name", "manifest", "label", "path_column"}; when given, the first
+    one is the set that picks the best model (`val/srcc`) and `quality_manifest` is left out.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class CleanSpeechDataModule(L.LightningDataModule):
         total_samples: int = 10_000_000,
         seed: int = 0,
         max_files: int | None = None,
+        validation_sets: list[dict] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -142,7 +146,18 @@ class CleanSpeechDataModule(L.LightningDataModule):
             drop_last=True,
         )
 
+    def validation_names(self) -> list[str]:
+        if self.hparams.validation_sets:
+            return [s["name"] for s in self.hparams.validation_sets]
+        return ["quality"] if self.hparams.quality_manifest else []
+
     def val_dataloader(self):
+        sets = self.hparams.validation_sets
+        if sets:
+            loaders = [
+                QualitySet(s["manifest"], s.get("label", "pesq"), s.get("path_column", "path")) for s in sets
+            ]
+            return [DataLoader(q, batch_size=1, collate_fn=first_item, num_workers=0) for q in loaders]
         if not self.hparams.quality_manifest:
             return []
         quality = QualitySet(self.hparams.quality_manifest, self.hparams.quality_label)

@@ -6,8 +6,10 @@ import lightning as L
 import numpy as np
 import torch
 
+from vqscore.conditioning import get_conditioning
 from vqscore.features import spectrum
 from vqscore.models import QEVQVAE, QEConfig
+from vqscore.pooling import POOLINGS, check_pooling, pool
 from vqscore.scoring import cosine_per_frame, score_batch
 
 from ..common.metrics import pearson, spearman
@@ -17,7 +19,9 @@ class QETrainingModule(L.LightningModule):
     """Loss = commitment_weight * commitment + spectral_weight * (-mean_t cos(X_t, Xhat_t)) (METHOD.md section 1).
 
     The codebook is k-means initialised on the first training batch and then follows EMA updates; only the
-    encoder and decoder receive gradients.
+    encoder and decoder receive gradients. Validation scores each labelled set with `val_conditioning` and logs the
+    Spearman correlation of every pooling (`val/<set>/srcc_<pooling>`); `val/srcc`, which picks the best
+    checkpoint, is the first set's with `val_pooling`.
     """
 
     def __init__(
@@ -31,13 +35,17 @@ class QETrainingModule(L.LightningModule):
         lr: float = 1e-5,
         betas: tuple[float, float] = (0.5, 0.9),
         seed: int = 0,
+        val_conditioning: str = "paper",
+        val_pooling: str = "mean",
     ):
         super().__init__()
         self.save_hyperparameters()
         torch.manual_seed(seed)
         self.model = QEVQVAE(QEConfig(widths=tuple(widths), codebook_size=codebook_size, codebook_dim=codebook_dim, ema_decay=ema_decay))
-        self.val_scores: list[float] = []
-        self.val_labels: list[float] = []
+        self.conditioning = get_conditioning(val_conditioning)
+        check_pooling(val_pooling)
+        self.val_frames: dict[int, list[np.ndarray]] = {}
+        self.val_labels: dict[int, list[float]] = {}
 
     def training_step(self, wav: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x = spectrum(wav, self.model.features)
@@ -54,17 +62,29 @@ class QETrainingModule(L.LightningModule):
         )
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         wav, label = batch
-        score = score_batch(self.model, [wav.cpu().numpy()], with_decoder=False)[0]
-        self.val_scores.append(score.cos_z)
-        self.val_labels.append(float(label))
+        score = score_batch(self.model, [wav.cpu().numpy()], with_decoder=False, conditioning=self.conditioning)[0]
+        self.val_frames.setdefault(dataloader_idx, []).append(score.frames)
+        self.val_labels.setdefault(dataloader_idx, []).append(float(label))
 
     def on_validation_epoch_end(self) -> None:
-        if len(self.val_scores) > 2:
-            scores, labels = np.array(self.val_scores), np.array(self.val_labels)
-            self.log_dict({"val/srcc": spearman(scores, labels), "val/lcc": pearson(scores, labels), "val/mean_score": float(scores.mean())}, prog_bar=True)
-        self.val_scores.clear()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        names = datamodule.validation_names() if hasattr(datamodule, "validation_names") else []
+        logged = {}
+        for k in sorted(self.val_frames):
+            labels = np.array(self.val_labels[k])
+            if len(labels) <= 2:
+                continue
+            name = names[k] if k < len(names) else f"set{k}"
+            for pooling in POOLINGS:
+                scores = np.array([pool(f, pooling) for f in self.val_frames[k]])
+                logged[f"val/{name}/srcc_{pooling}"] = spearman(scores, labels)
+                if k == 0 and pooling == self.hparams.val_pooling:
+                    logged.update({"val/srcc": spearman(scores, labels), "val/lcc": pearson(scores, labels), "val/mean_score": float(np.nanmean(scores))})
+        if logged:
+            self.log_dict(logged)
+        self.val_frames.clear()
         self.val_labels.clear()
 
     def configure_optimizers(self):
