@@ -5,6 +5,9 @@ Numerics follow the official VQScore code (a pinned copy of lucidrains' vector-q
 - euclidean: similarity is the negative Euclidean distance, zq is the raw codeword;
 - exact ties go to the lowest index (`torch.argmax` returns the first maximum).
 Tensors here are frames-last-dim: z is (batch, frames, dim).
+Under data-parallel training (torch.distributed initialised, several processes) the codebook stays one codebook:
+rank 0's k-means initialisation is broadcast, and every EMA step sums the code counts and sums of all ranks, so each
+rank applies the same update, the one a single process would make from the whole global batch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -25,6 +29,11 @@ class Quantized:
     zq: torch.Tensor  # (batch, frames, dim); straight-through to z in training
     indices: torch.Tensor  # (batch, frames) int64
     commitment: torch.Tensor  # scalar, MSE(sg(zq), z) over valid frames; 0 outside training
+
+
+def data_parallel() -> bool:
+    """Whether this process is one of several training ranks."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def l2norm(x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +118,9 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(means)
         self.codebook_avg.copy_(means * counts[:, None].to(means.dtype))
         self.cluster_size.copy_(counts.to(means.dtype))
+        if data_parallel():
+            for buffer in (self.codebook, self.codebook_avg, self.cluster_size):
+                dist.broadcast(buffer, src=0)
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -116,6 +128,9 @@ class VectorQuantizer(nn.Module):
         """One EMA step from transformed frames (n, dim) and their codes (n,)."""
         counts = torch.bincount(indices, minlength=self.size).to(samples.dtype)
         sums = torch.zeros_like(self.codebook).index_add_(0, indices, samples)
+        if data_parallel():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
         self.cluster_size.lerp_(counts, 1 - self.decay)
         self.codebook_avg.lerp_(sums, 1 - self.decay)
         smoothed = laplace_smoothing(self.cluster_size, self.eps) * self.cluster_size.sum()
