@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import vqscore  # noqa: E402
 from recipes.common.corpus import collect, heldout_speakers, speaker_of  # noqa: E402
-from recipes.common.data import RandomCrops, random_gain  # noqa: E402
+from recipes.common.data import RandomCrops, random_gain, tilt  # noqa: E402
 from recipes.common.export import main as export_main  # noqa: E402
 from recipes.common.metrics import pearson, spearman  # noqa: E402
 from recipes.qe.train import main  # noqa: E402
@@ -140,3 +140,21 @@ def test_correlations_match_known_values():
     assert pearson(x, [2, 4, 6, 8, 10]) == pytest.approx(1.0)
     assert spearman(x, [1, 4, 9, 16, 25]) == pytest.approx(1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
+
+
+def test_clean_preserving_augmentation():
+    rng = np.random.default_rng(2)
+    waves = [harmonic(2.0, 140, rng), harmonic(1.2, 200, rng)]
+    plain = RandomCrops(waves, 8000, (1.0, 1.0), 50, seed=4)
+    crops = RandomCrops(waves, 8000, (1.0, 1.0), 50, seed=4, speed=(0.9, 1.1), tilt=0.5)
+    for i in range(10):
+        x = crops[i].numpy()
+        assert x.shape == (8000,) and x.dtype == np.float32 and np.isfinite(x).all()
+        assert np.array_equal(x, crops[i].numpy())  # deterministic per index
+        assert not np.array_equal(x, plain[i].numpy())
+    y = tilt(waves[0], 0.5)
+    assert np.sqrt(np.mean(y.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(waves[0].astype(np.float64) ** 2)), rel=1e-5)
+    # brightening raises the high band against the low band
+    spectrum = lambda v: np.abs(np.fft.rfft(v))  # noqa: E731
+    lo, hi = slice(1, 2000), slice(10000, 16000)
+    assert spectrum(y)[hi].sum() / spectrum(y)[lo].sum() > spectrum(waves[0])[hi].sum() / spectrum(waves[0])[lo].sum()
