@@ -25,6 +25,7 @@ from .conditioning import PAPER, Conditioning, get_conditioning
 from .enhance import enhance_waveform
 from .longform import DEFAULT_POLICY, LongformPolicy
 from .models import VQVAE, build_model
+from .mos_scale import MosScale
 from .official import load_official, looks_official
 from .pooling import check_pooling
 from .scoring import Score, apply_pooling, check_length, score_utterances
@@ -210,6 +211,34 @@ class Model:
         """The same network and weights, scoring with another conditioning ("paper" or "robust")."""
         chosen = get_conditioning(conditioning)
         return Model(self.network, self.name, self.info, self.policy, chosen, self.weights_sha256, self.pooling)
+
+    @property
+    def mos_scale(self) -> MosScale | None:
+        """The bundle's 1-5 scale, if it has one fitted for this model's conditioning and pooling."""
+        data = self.info.mos_scale if self.info is not None else None
+        if not data:
+            return None
+        scale = MosScale.from_dict(data)
+        if (scale.conditioning, scale.pooling) != (self.conditioning.name, self.pooling):
+            return None
+        return scale
+
+    def mos(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
+        """The VQScore on the bundle's 1-5 scale (a monotone map fitted on listeners' ratings), shaped like
+        `Model.vqscore`. ValueError if the bundle has no scale for this conditioning and pooling."""
+        scale = self.mos_scale
+        if scale is None:
+            fitted = self.info.mos_scale if self.info is not None else None
+            why = (
+                f"it was fitted for {fitted['conditioning']} conditioning and {fitted['pooling']} pooling"
+                if fitted
+                else "its bundle has none"
+            )
+            raise ValueError(
+                f"{self.name} has no 1-5 scale for {self.conditioning.name} conditioning and {self.pooling} pooling ({why})"
+            )
+        raw = self.vqscore(audio, sr, channel_axis)
+        return [scale(v) for v in raw] if isinstance(raw, list) else scale(raw)
 
     def with_pooling(self, pooling: str) -> Model:
         """The same network and weights, pooling frames another way ("mean", "median", "p25", "p10")."""

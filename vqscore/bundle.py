@@ -3,7 +3,7 @@
 A bundle is two files side by side:
 - `<name>.json`: format, name, version, model config (kind + hyper-parameters), feature config, the input
   conditioning and pooling its scores are meant with (`vqscore.conditioning`, `vqscore.pooling`; "paper" and
-  "mean" when absent), training note,
+  "mean" when absent), an optional 1-5 scale fitted on human ratings (`vqscore.mos_scale`), training note,
   the weights file name and its sha256;
 - `<name>-<sha8>.safetensors`: the tensors (no pickle; nothing executes on load).
 Loading verifies the sha256 of the weights file before parsing it, so a truncated or tampered file is refused.
@@ -47,6 +47,7 @@ class BundleInfo:
     training: dict = field(default_factory=dict)
     conditioning: str | dict = "paper"
     pooling: str = "mean"
+    mos_scale: dict | None = None
 
     @property
     def weights_path(self) -> Path:
@@ -93,6 +94,7 @@ def read_info(path: str | os.PathLike) -> BundleInfo:
             training=data.get("training", {}),
             conditioning=data.get("conditioning", "paper"),
             pooling=data.get("pooling", "mean"),
+            mos_scale=data.get("mos_scale"),
         )
     except (KeyError, TypeError) as exc:
         raise BundleError(f"{path}: bundle JSON lacks field {exc}") from exc

@@ -130,7 +130,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         for results in batches:
             if windows is not None:  # before the main rows: a file in the main table has its windows written
                 windows.write([w for r in results for w in window_rows(r)])
-            rows = [row_values(r) for r in results]
+            rows = [row_values(r, model.mos_scale) for r in results]
             sink.write(rows)
             failed.update(r["path"] for r in rows if r["error"])
             bar.update(len(rows))

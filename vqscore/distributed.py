@@ -63,10 +63,12 @@ from .scoring import engine_for
 class ScoringModule(L.LightningModule):
     """Wraps a network for `Trainer.predict`: each predict step scores one decoded batch and returns its rows."""
 
-    def __init__(self, network: VQVAE, with_decoder: bool = False, threads: int | None = None, pooling: str = "mean"):
+    def __init__(
+        self, network: VQVAE, with_decoder: bool = False, threads: int | None = None, pooling: str = "mean", mos_scale=None
+    ):
         super().__init__()
         self.network = network.eval()
-        self.pooling = pooling
+        self.pooling, self.mos_scale = pooling, mos_scale
         self.with_decoder = with_decoder
         self.threads = threads
         self.assembler: ResultAssembler | None = None
@@ -83,7 +85,7 @@ class ScoringModule(L.LightningModule):
         """{"rows": the batch's table rows, "windows": the per-window rows of its files scored in windows}."""
         engine = engine_for(self.network)
         results = self.assembler.add(item, score_item(engine, item, self.with_decoder))
-        return {"rows": [row_values(r) for r in results], "windows": [w for r in results for w in window_rows(r)]}
+        return {"rows": [row_values(r, self.mos_scale) for r in results], "windows": [w for r in results for w in window_rows(r)]}
 
 
 class ShardWriter(BasePredictionWriter):
@@ -174,7 +176,9 @@ def run(
     done = finished_rows(output, stamp)
     todo = [f for f in files if f not in done]
     per_rank_threads = max(1, (threads or physical_cores()) // processes)
-    module = ScoringModule(model.network, threads=None if gpu else per_rank_threads, pooling=model.pooling)
+    module = ScoringModule(
+        model.network, threads=None if gpu else per_rank_threads, pooling=model.pooling, mos_scale=model.mos_scale
+    )
     engine = engine_for(model.network)
     batch_frames = batch_frames or (GPU_BATCH_FRAMES if gpu else DEFAULT_BATCH_FRAMES)
     tasks = plan_paths(engine, todo, batch_frames, policy)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "error", "model", "scoring")
+COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "mos", "error", "model", "scoring")
 # The per-window table (`vqscore score --windows`): one row per window of each file scored in windows.
 WINDOW_COLUMNS = ("path", "window", "start_s", "end_s", "vqscore", "l2_z", "frames")
 
@@ -134,10 +134,12 @@ def csv_line(fields: Sequence[str]) -> str:
     return out.getvalue()
 
 
-def row_values(result) -> dict:
-    """The table row of a `corpus.FileResult`: the score columns are cos_z (as `vqscore`) and l2_z."""
+def row_values(result, mos_scale=None) -> dict:
+    """The table row of a `corpus.FileResult`: the score columns are cos_z (as `vqscore`), l2_z, and cos_z on the
+    1-5 scale of the model (`mos`; empty without one)."""
     score = None if result.error else result.score
     return {
+        "mos": None if score is None or mos_scale is None else mos_scale(score.cos_z),
         "path": result.path,
         "duration_s": result.duration_s,
         "sample_rate": result.sample_rate,
