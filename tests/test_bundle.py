@@ -213,10 +213,25 @@ def vqscore_of(network, wav):
 def test_first_pretrained_directory_wins_on_equal_names(tmp_path, monkeypatch):
     first, second = tmp_path / "a", tmp_path / "b"
     save_bundle(tiny_network("qe", seed=1), first, name="same", version="1.0")
-    save_bundle(tiny_network("qe", seed=2), second, name="same", version="5.0")
+    save_bundle(tiny_network("qe", seed=2), second, name="same", version="1.0")
     monkeypatch.setattr(vqscore.bundle, "pretrained_dirs", lambda: [first, second])
     bundles = shipped_bundles()
     assert len(bundles) == 1 and bundles[0].version == "1.0" and bundles[0].path.parent == first
+
+
+def test_versions_of_one_name_side_by_side(pretrained):
+    """A new version becomes what the name means; the old one stays loadable as NAME@VERSION."""
+    old, new = tiny_network("qe", seed=1), tiny_network("qe", seed=2)
+    save_bundle(old, pretrained, name="qe", version="1.0.0", json_name="qe-1.0.0.json")
+    save_bundle(new, pretrained, name="qe", version="2.0.0", json_name="qe-2.0.0.json")
+    assert [(b.name, b.version) for b in shipped_bundles()] == [("qe", "1.0.0"), ("qe", "2.0.0")]
+    assert find_shipped("qe").version == "2.0.0" and find_shipped("default").version == "2.0.0"
+    assert vqscore.load("qe@1.0.0").info.version == "1.0.0"
+    wav = speech_like(1.0)
+    assert vqscore.score(wav, sr=SR, model="qe@1.0.0") == vqscore_of(old, wav)
+    assert vqscore.score(wav, sr=SR) == vqscore_of(new, wav)
+    with pytest.raises(BundleError, match=r"no shipped bundle 'qe@3\.0' \(shipped: qe@1\.0\.0, qe@2\.0\.0\)"):
+        find_shipped("qe@3.0")
 
 
 def test_pretrained_dirs_reads_env(tmp_path, monkeypatch):

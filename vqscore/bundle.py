@@ -108,8 +108,10 @@ def save_bundle(
     training: dict | None = None,
     conditioning: str = "paper",
     pooling: str = "mean",
+    json_name: str | None = None,
 ) -> Path:
-    """Write `model` as a bundle in `directory`; returns the JSON path."""
+    """Write `model` as a bundle in `directory`; returns the JSON path (`<name>.json`, or `json_name` to keep
+    several versions of one name side by side)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -131,7 +133,7 @@ def save_bundle(
         "weights": weights,
         "sha256": digest,
     }
-    json_path = directory / f"{name}.json"
+    json_path = directory / (json_name or f"{name}.json")
     json_path.write_text(json.dumps(info, indent=2) + "\n")
     # safetensors writes owner-only files; a bundle is for everyone who can read the JSON (the umask decided that)
     os.chmod(directory / weights, json_path.stat().st_mode & 0o777)
@@ -180,21 +182,28 @@ def pretrained_dirs() -> list[Path]:
 
 
 def shipped_bundles() -> list[BundleInfo]:
-    """Every readable bundle in the pretrained directories (first directory wins on equal names)."""
-    found: dict[str, BundleInfo] = {}
+    """Every readable bundle in the pretrained directories (first directory wins on an equal name and version)."""
+    found: dict[tuple[str, str], BundleInfo] = {}
     for directory in pretrained_dirs():
         for json_path in sorted(directory.glob("*.json")):
             try:
                 info = read_info(json_path)
             except BundleError:
                 continue
-            found.setdefault(info.name, info)
+            found.setdefault((info.name, info.version), info)
     return sorted(found.values(), key=lambda i: (i.kind, version_key(i.version), i.name))
 
 
 def find_shipped(name: str) -> BundleInfo:
-    """A shipped bundle by name; "default" is the newest QE bundle."""
+    """A shipped bundle: "default" (the newest QE bundle), "NAME" (its newest version) or "NAME@VERSION"."""
     bundles = shipped_bundles()
+    if "@" in name:
+        wanted, version = name.split("@", 1)
+        for b in bundles:
+            if (b.name, b.version) == (wanted, version):
+                return b
+        known = ", ".join(f"{b.name}@{b.version}" for b in bundles) or "none"
+        raise BundleError(f"no shipped bundle {name!r} (shipped: {known})")
     if name == "default":
         qe = [b for b in bundles if b.kind == "qe"]
         if not qe:
@@ -204,8 +213,8 @@ def find_shipped(name: str) -> BundleInfo:
                 "official checkpoint path"
             )
         return qe[-1]
-    for b in bundles:
-        if b.name == name:
-            return b
-    known = ", ".join(b.name for b in bundles) or "none"
+    named = [b for b in bundles if b.name == name]
+    if named:
+        return max(named, key=lambda b: version_key(b.version))
+    known = ", ".join(dict.fromkeys(b.name for b in bundles)) or "none"
     raise BundleError(f"no shipped bundle named {name!r} (shipped: {known})")

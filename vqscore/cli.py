@@ -200,10 +200,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not bundles:
         print("no bundles are shipped in pretrained/")
         return 0
-    default = find_shipped("default").name if any(b.kind == "qe" for b in bundles) else None
+    default = find_shipped("default") if any(b.kind == "qe" for b in bundles) else None
     print("name\tkind\tversion\ttrained on\tbundle")
     for b in bundles:
-        mark = " (default)" if b.name == default else ""
+        mark = " (default)" if default is not None and b.path == default.path else ""
         print(f"{b.name}{mark}\t{b.kind}\tv{b.version}\t{describe_data(b.training)}\t{b.path}")
     return 0
 
