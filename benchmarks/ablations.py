@@ -27,12 +27,13 @@ RUNS = REPO / "runs" / "ablations"
 OUT = REPO / "benchmarks" / "results" / "ablations"
 LIBRI_AN4 = "[../shared/data/clean/librispeech-train-clean-100,../shared/data/clean/an4/train]"
 
-# name -> (what it tests, command-line overrides of recipes/qe/v2.yaml)
-ABLATIONS: dict[str, tuple[str, list[str]]] = {
+# name -> (what it tests, command-line overrides of recipes/qe/v2.yaml[, steps instead of --steps])
+ABLATIONS: dict[str, tuple] = {
     "base": ("all 2.8 h, 585 speakers; lr 3e-4, batch 16; codebook 2048 x 32", []),
     "data-1.5h": ("LibriSpeech + AN4 only (1.5 h, 335 speakers), as v1", [f"--data.sources={LIBRI_AN4}"]),
     "lr-1e-4": ("learning rate 1e-4", ["--model.lr=1.0e-4"]),
     "lr-1e-5": ("learning rate 1e-5 (official), batch 16", ["--model.lr=1.0e-5"]),
+    "lr-1e-5-long": ("learning rate 1e-5, 4,000 steps: does it keep rising?", ["--model.lr=1.0e-5"], 4000),
     "codebook-512": ("codebook 512 x 32", ["--model.codebook_size=512"]),
     "codebook-8192": ("codebook 8192 x 32", ["--model.codebook_size=8192"]),
     "dim-16": ("codebook 2048 x 16 (encoder output 16)", ["--model.codebook_dim=16", "--model.widths=[128,64,16]"]),
@@ -129,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(ABLATIONS)
     if not args.report:
         for name in names:
-            if not finished(name, args.steps):
-                print(f"training {name} ({args.steps} steps)", flush=True)
-                train(name, ABLATIONS[name][1], args.steps)
+            steps = ABLATIONS[name][2] if len(ABLATIONS[name]) > 2 else args.steps
+            if not finished(name, steps):
+                print(f"training {name} ({steps} steps)", flush=True)
+                train(name, ABLATIONS[name][1], steps)
     print(report(names))
     return 0
 
