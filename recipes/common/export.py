@@ -51,11 +51,18 @@ def write_card(json_path: Path, name: str, version: str, training: dict) -> Path
     return card
 
 
-def export(module: L.LightningModule, directory: str | Path, name: str, version: str, training: dict) -> Path:
-    """Write `module.model` as `<directory>/<name>.json` + weights + `<name>.md`; returns the JSON path.
-    QE bundles declare the "robust" conditioning (level- and silence-invariant; benchmarks/level_silence.py)."""
-    conditioning = "robust" if module.model.config.kind == "qe" else "paper"
-    json_path = save_bundle(module.model.cpu(), directory, name, version, training, conditioning=conditioning)
+def export(
+    module: L.LightningModule, directory: str | Path, name: str, version: str, training: dict, json_name: str | None = None
+) -> Path:
+    """Write `module.model` as `<directory>/<name>.json` (or `json_name`) + weights + the model card beside the JSON;
+    returns the JSON path. QE bundles declare the "robust" conditioning (level- and silence-invariant;
+    benchmarks/level_silence.py) and the pooling the checkpoint was selected with (`val_pooling`)."""
+    qe = module.model.config.kind == "qe"
+    conditioning = "robust" if qe else "paper"
+    pooling = module.hparams.get("val_pooling", "mean") if qe else "mean"
+    json_path = save_bundle(
+        module.model.cpu(), directory, name, version, training, conditioning=conditioning, pooling=pooling, json_name=json_name
+    )
     write_card(json_path, name, version, training)
     return json_path
 
@@ -116,6 +123,7 @@ def main(argv=None) -> None:
     parser.add_argument("--module", default="recipes.qe.module.QETrainingModule", help="LightningModule class path")
     parser.add_argument("--name", required=True)
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--json-name", help="bundle JSON file name (default NAME.json; NAME-VERSION.json keeps versions apart)")
     parser.add_argument("--run-info", help="JSON with data/steps_total/wall_time_s/machine/batch_size of the run")
     parser.add_argument("--notes", default="")
     args = parser.parse_args(argv)
@@ -129,7 +137,7 @@ def main(argv=None) -> None:
         vqscore_version=vqscore.__version__,
         notes=args.notes,
     )
-    print(export(module, args.output_dir, args.name, args.version, training))
+    print(export(module, args.output_dir, args.name, args.version, training, json_name=args.json_name))
 
 
 if __name__ == "__main__":
