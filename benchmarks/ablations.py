@@ -1,6 +1,6 @@
 """Training ablations of the QE recipe, each a row of one table: what limits the score against people?
 
-Every run is `recipes/qe/v2.yaml` (all 2.8 h of clean speech; validated every 100 steps on TCD-VoIP dev MOS with
+Every run is `recipes/qe/v2.yaml` (all 2.6 h of training speakers; validated every 100 steps on TCD-VoIP dev MOS with
 the robust conditioning, and on the PESQ val set) with the overrides below, trained for `--steps` steps in its own
 folder under runs/ablations/. The selection rule, fixed before any test set is looked at: the checkpoint with the
 highest SRCC with TCD-VoIP dev MOS under the median pooling (`val/srcc`). The table reports, per run, that best
@@ -29,8 +29,8 @@ LIBRI_AN4 = "[../shared/data/clean/librispeech-train-clean-100,../shared/data/cl
 
 # name -> (what it tests, command-line overrides of recipes/qe/v2.yaml[, steps instead of --steps])
 ABLATIONS: dict[str, tuple] = {
-    "base": ("all 2.8 h, 585 speakers; lr 3e-4, batch 16; codebook 2048 x 32", []),
-    "data-1.5h": ("LibriSpeech + AN4 only (1.5 h, 335 speakers), as v1", [f"--data.sources={LIBRI_AN4}"]),
+    "base": ("all training speakers: 2.6 h, 542 speakers; lr 3e-4, batch 16; codebook 2048 x 32", []),
+    "data-1.5h": ("LibriSpeech + AN4 only (1.5 h, 295 speakers), as v1", [f"--data.sources={LIBRI_AN4}"]),
     "lr-1e-4": ("learning rate 1e-4", ["--model.lr=1.0e-4"]),
     "lr-1e-5": ("learning rate 1e-5 (official), batch 16", ["--model.lr=1.0e-5"]),
     "lr-1e-5-long": ("learning rate 1e-5, 4,000 steps: does it keep rising?", ["--model.lr=1.0e-5"], 4000),

@@ -355,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vqscore {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        from .corpus import quiet_hangups
+
+        quiet_hangups()  # workers hanging up while the run winds down are not news
         output = getattr(args, "output", None)
         again = f"; rows already in {output} are kept: run the same command again to resume" if output else ""
         print(f"vqscore {args.command}: interrupted{again}", file=sys.stderr)

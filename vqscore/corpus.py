@@ -313,6 +313,19 @@ def _ignore_interrupts(_worker_id: int) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the run and says so in one line, while
     # workers printing their own KeyboardInterrupt tracebacks would bury it. They end when the main process does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_hangups()
+
+
+def quiet_hangups() -> None:
+    """Keep multiprocessing's file-descriptor sharing thread from printing a traceback when the other side of a
+    hand-over goes away (the main process stopping on Ctrl-C mid-batch); any other uncaught error still prints."""
+    default = sys.excepthook
+
+    def hook(kind, value, tb):
+        if not issubclass(kind, (ConnectionError, EOFError)):
+            default(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def default_workers(device: torch.device) -> int:

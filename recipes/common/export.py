@@ -52,14 +52,20 @@ def write_card(json_path: Path, name: str, version: str, training: dict) -> Path
 
 
 def export(
-    module: L.LightningModule, directory: str | Path, name: str, version: str, training: dict, json_name: str | None = None
+    module: L.LightningModule,
+    directory: str | Path,
+    name: str,
+    version: str,
+    training: dict,
+    json_name: str | None = None,
+    pooling: str | None = None,
 ) -> Path:
     """Write `module.model` as `<directory>/<name>.json` (or `json_name`) + weights + the model card beside the JSON;
     returns the JSON path. QE bundles declare the "robust" conditioning (level- and silence-invariant;
     benchmarks/level_silence.py) and the pooling the checkpoint was selected with (`val_pooling`)."""
     qe = module.model.config.kind == "qe"
     conditioning = "robust" if qe else "paper"
-    pooling = module.hparams.get("val_pooling", "mean") if qe else "mean"
+    pooling = pooling or (module.hparams.get("val_pooling", "mean") if qe else "mean")
     json_path = save_bundle(
         module.model.cpu(), directory, name, version, training, conditioning=conditioning, pooling=pooling, json_name=json_name
     )
@@ -126,6 +132,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json-name", help="bundle JSON file name (default NAME.json; NAME-VERSION.json keeps versions apart)")
     parser.add_argument("--run-info", help="JSON with data/steps_total/wall_time_s/machine/batch_size of the run")
     parser.add_argument("--notes", default="")
+    parser.add_argument("--pooling", help="pooling the bundle declares (default: the one the checkpoint was selected with)")
     args = parser.parse_args(argv)
     module_path, _, cls_name = args.module.rpartition(".")
     cls = getattr(__import__(module_path, fromlist=[cls_name]), cls_name)
@@ -137,7 +144,7 @@ def main(argv=None) -> None:
         vqscore_version=vqscore.__version__,
         notes=args.notes,
     )
-    print(export(module, args.output_dir, args.name, args.version, training, json_name=args.json_name))
+    print(export(module, args.output_dir, args.name, args.version, training, json_name=args.json_name, pooling=args.pooling))
 
 
 if __name__ == "__main__":
