@@ -156,26 +156,32 @@ def markdown(results: dict, model_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def per_conditioning_main(argv, script: str, description: str, measure_fn, markdown_fn) -> int:
+    """The shared command line of the per-conditioning benchmarks (this one and pooling.py): --model and --out,
+    `measure_fn(model)` for each conditioning, results.json and `markdown_fn(results, tag)` as results.md."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="default", help="shipped bundle name, bundle path or official checkpoint")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "level_silence")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / script)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     base = vqscore.load(args.model)
-    results = {name: measure(base.with_conditioning(name)) for name in CONDITIONINGS}
+    results = {name: measure_fn(base.with_conditioning(name)) for name in CONDITIONINGS}
     args.out.mkdir(parents=True, exist_ok=True)
     info = {
         "model": base.tag,
-        "command": "python benchmarks/level_silence.py" + (f" --model {args.model}" if args.model != "default" else ""),
+        "command": f"python benchmarks/{script}.py" + (f" --model {args.model}" if args.model != "default" else ""),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
     }
     (args.out / "results.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
-    text = markdown(results, base.tag) + f"\n`{info['command']}`, torch {info['torch']}\n"
+    text = markdown_fn(results, base.tag) + f"\n`{info['command']}`, torch {info['torch']}\n"
     (args.out / "results.md").write_text(text)
     print(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return per_conditioning_main(argv, "level_silence", __doc__.split("\n\n")[0], measure, markdown)
 
 
 if __name__ == "__main__":

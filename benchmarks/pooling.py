@@ -11,23 +11,17 @@ Writes benchmarks/results/pooling/{results.json,results.md}.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import vqscore  # noqa: E402
-from benchmarks.level_silence import MUSHRA, TCD, VOICEBANK, spearman  # noqa: E402
+from benchmarks.level_silence import MUSHRA, TCD, VOICEBANK, per_conditioning_main, spearman  # noqa: E402
 from vqscore.audio import load_audio  # noqa: E402
-from vqscore.conditioning import CONDITIONINGS  # noqa: E402
 
 ACTIVE_BELOW_PEAK_DB = 40.0  # a frame is speech-active within 40 dB of the utterance's loudest frame
 
@@ -120,21 +114,7 @@ def markdown(results: dict, model_tag: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="default", help="shipped bundle name, bundle path or official checkpoint")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "pooling")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    base = vqscore.load(args.model)
-    results = {name: measure(base.with_conditioning(name)) for name in CONDITIONINGS}
-    command = "python benchmarks/pooling.py" + (f" --model {args.model}" if args.model != "default" else "")
-    info = {"model": base.tag, "command": command, "machine": platform.machine(), "torch": torch.__version__}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"info": info, "results": results}, indent=1) + "\n")
-    text = markdown(results, base.tag) + f"\n`{command}`, torch {info['torch']}\n"
-    (args.out / "results.md").write_text(text)
-    print(text)
-    return 0
+    return per_conditioning_main(argv, "pooling", __doc__.split("\n\n")[0], measure, markdown)
 
 
 if __name__ == "__main__":

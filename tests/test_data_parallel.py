@@ -59,15 +59,9 @@ def test_two_ranks_keep_one_codebook_equal_to_the_global_batch(tmp_path):
 def test_recipe_trains_with_ddp_on_two_cpu_processes(tmp_path):
     pytest.importorskip("lightning")
     import numpy as np
-    import soundfile as sf
-    from test_recipe_qe import harmonic  # the same generated speech as the single-process smoke run
+    from test_recipe_qe import write_clean_corpus  # the same generated speech as the single-process smoke run
 
-    rng = np.random.default_rng(0)
-    clean = tmp_path / "clean"
-    for spk in ("spk1", "spk2"):
-        (clean / spk).mkdir(parents=True)
-        for i in range(3):
-            sf.write(clean / spk / f"u{i}.flac", harmonic(1.5, 110 + 30 * i, rng), 16000)
+    clean = write_clean_corpus(tmp_path / "clean", np.random.default_rng(0))
     run = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "recipes.qe.train", "fit",

@@ -33,14 +33,19 @@ def harmonic(seconds: float, f0: float, rng: np.random.Generator) -> np.ndarray:
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
-@pytest.fixture()
-def corpus(tmp_path: Path) -> tuple[Path, Path]:
-    rng = np.random.default_rng(0)
-    clean = tmp_path / "clean"
+def write_clean_corpus(clean: Path, rng: np.random.Generator) -> Path:
+    """Two speakers x three harmonic utterances of 1.5 s, as FLAC."""
     for spk in ("spk1", "spk2"):
         (clean / spk).mkdir(parents=True)
         for i in range(3):
             sf.write(clean / spk / f"u{i}.flac", harmonic(1.5, 110 + 30 * i, rng), 16000)
+    return clean
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    clean = write_clean_corpus(tmp_path / "clean", rng)
     quality = tmp_path / "quality"
     quality.mkdir()
     rows = []
