@@ -283,8 +283,8 @@ def load(
 
 
 @lru_cache(maxsize=4)
-def cached_model(name_or_path: str, device: str, conditioning: str | None = None) -> Model:
-    return load(name_or_path, device, conditioning)
+def cached_model(name_or_path: str, device: str) -> Model:
+    return load(name_or_path, device)
 
 
 def score(
