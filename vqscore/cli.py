@@ -113,6 +113,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     windows = WindowsFile(args.windows, resume=table is not None and not args.overwrite, keep=done) if args.windows else None
     todo = [f for f in files if f not in done]
     skipped = len(files) - len(todo)
+    mos_scale = model.mos_scale
     bar = tqdm(total=len(files), initial=skipped, unit="file", disable=None, file=sys.stderr, desc="scoring")
     failed = {f for f in files if done.get(f)}
     try:
@@ -130,7 +131,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         for results in batches:
             if windows is not None:  # before the main rows: a file in the main table has its windows written
                 windows.write([w for r in results for w in window_rows(r)])
-            rows = [row_values(r, model.mos_scale) for r in results]
+            rows = [row_values(r, mos_scale) for r in results]
             sink.write(rows)
             failed.update(r["path"] for r in rows if r["error"])
             bar.update(len(rows))

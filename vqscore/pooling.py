@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
-POOLINGS = ("mean", "median", "p25", "p10")
+_POOL = {
+    "mean": np.mean,
+    "median": np.median,
+    "p25": lambda v: np.percentile(v, 25),
+    "p10": lambda v: np.percentile(v, 10),
+}
+POOLINGS = tuple(_POOL)
 
 
 def check_pooling(name: str) -> str:
-    if name not in POOLINGS:
+    if name not in _POOL:
         raise ValueError(f"unknown pooling {name!r}; expected one of {list(POOLINGS)}")
     return name
 
 
 def pool(frames: np.ndarray, name: str) -> float:
     """One number from per-frame scores (frames,): the mean, the median, or the 25th / 10th percentile."""
+    reduce = _POOL[check_pooling(name)]
     values = np.asarray(frames, dtype=np.float64)
     values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan")
-    if name == "mean":
-        return float(values.mean())
-    if name == "median":
-        return float(np.median(values))
-    if name == "p25":
-        return float(np.percentile(values, 25))
-    if name == "p10":
-        return float(np.percentile(values, 10))
-    raise ValueError(f"unknown pooling {name!r}; expected one of {list(POOLINGS)}")
+    return float(reduce(values)) if values.size else float("nan")
