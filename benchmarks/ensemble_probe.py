@@ -11,7 +11,6 @@ score is the mean of the members' scores). Best-subset figures are printed for c
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -23,17 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import vqscore  # noqa: E402
-from benchmarks.level_silence import TCD, spearman  # noqa: E402
+from benchmarks.rated_sets import TCD, read_rated, spearman  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "ensemble_probe"
 
 
 def main() -> int:
     torch.set_num_threads(1)
-    with open(TCD / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    paths = [TCD / r["file"] for r in rows]
-    mos = np.asarray([float(r["mos"]) for r in rows])
+    paths, mos, _ = read_rated(TCD, "mos")
     members = {"v1 (vqscore-qe-cleanspeech@1.0.0)": "vqscore-qe-cleanspeech@1.0.0"}
     members |= {p.parents[1].name: str(p) for p in sorted((REPO / "runs" / "ablations").glob("*/bundle/*.json"))}
     scores = {}

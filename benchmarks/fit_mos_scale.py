@@ -12,7 +12,6 @@ chosen on: its fit figures are in-sample; the held-out TCD-VoIP talkers are the 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import vqscore  # noqa: E402
-from benchmarks.level_silence import TCD, spearman  # noqa: E402
+from benchmarks.rated_sets import TCD, read_rated, spearman  # noqa: E402
 from vqscore.mos_scale import fit_mos_scale  # noqa: E402
 
 
@@ -35,10 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model = vqscore.load(args.bundle)
-    with open(TCD / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    scores = np.asarray(model.vqscore([TCD / r["file"] for r in rows]), dtype=np.float64)
-    mos = np.asarray([float(r["mos"]) for r in rows])
+    paths, mos, _ = read_rated(TCD, "mos")
+    scores = np.asarray(model.vqscore(paths), dtype=np.float64)
     scale = fit_mos_scale(
         scores, mos, model.conditioning.name, model.pooling, "TCD-VoIP dev (talkers FA, MK; 192 files, ACR MOS)", args.bins
     )

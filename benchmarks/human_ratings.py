@@ -13,7 +13,6 @@ Writes benchmarks/results/human_ratings/{results.json,results.md}.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -28,21 +27,10 @@ sys.path.insert(0, str(REPO))
 import vqscore  # noqa: E402
 from benchmarks.baselines import untrained_model, wada_snr  # noqa: E402
 from benchmarks.build_quality_set import Dnsmos  # noqa: E402
-from benchmarks.level_silence import DATA, MUSHRA, TCD, VOICEBANK, spearman  # noqa: E402
+from benchmarks.rated_sets import DATA, MUSHRA, TCD, read_rated, spearman, voicebank_pairs  # noqa: E402
 from vqscore.audio import load_audio  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "human_ratings"
-
-
-def rated(folder: Path, label: str) -> tuple[list[Path], np.ndarray, list[dict]]:
-    with open(folder / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [folder / r["file"] for r in rows], np.asarray([float(r[label]) for r in rows]), rows
-
-
-def voicebank_paths() -> tuple[list[Path], list[Path]]:
-    names = sorted(p.name for p in (VOICEBANK / "clean").glob("*.flac"))
-    return [VOICEBANK / "clean" / n for n in names], [VOICEBANK / "noisy" / n for n in names]
 
 
 def dnsmos_cached(paths: list[Path]) -> np.ndarray:
@@ -82,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", help="NAME[:conditioning:pooling]; repeatable (default: default)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    tcd_paths, mos, tcd_rows = rated(TCD, "mos")
-    mushra_paths, mushra, _ = rated(MUSHRA, "mushra_mean")
-    clean, noisy = voicebank_paths()
+    tcd_paths, mos, tcd_rows = read_rated(TCD, "mos")
+    mushra_paths, mushra, _ = read_rated(MUSHRA, "mushra_mean")
+    clean, noisy = voicebank_pairs()
     degradations = sorted({r["degradation"] for r in tcd_rows})
     results = {}
     for label, score in scorers(args.model or ["default"]).items():

@@ -12,7 +12,6 @@ level-normalised) conditioning; writes benchmarks/results/level_silence/{results
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import sys
@@ -25,28 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import vqscore  # noqa: E402
+from benchmarks.rated_sets import MUSHRA, TCD, VOICEBANK, read_rated, spearman  # noqa: E402
 from vqscore.audio import load_audio  # noqa: E402
 from vqscore.conditioning import CONDITIONINGS  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data"
-VOICEBANK = DATA / "real-noisy" / "voicebank"
-TCD = DATA / "human-rated" / "tcd-voip-dev"
-MUSHRA = DATA / "human-rated" / "mushra-codecs"
 GAINS_DB = (-20, -40, -60)
 SR = 16_000
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    def ranks(v):
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v))
-        for value in np.unique(v):  # average ranks of ties
-            tied = v == value
-            r[tied] = r[tied].mean()
-        return r
-
-    return float(np.corrcoef(ranks(np.asarray(x)), ranks(np.asarray(y)))[0, 1])
 
 
 def voicebank(model) -> dict:
@@ -79,11 +62,8 @@ def voicebank(model) -> dict:
 
 
 def rated(model, folder: Path, label: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    with open(folder / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    scores = np.asarray(model.vqscore([folder / r["file"] for r in rows]), dtype=np.float64)
-    ratings = np.asarray([float(r[label]) for r in rows])
-    return scores, ratings, rows
+    paths, ratings, rows = read_rated(folder, label)
+    return np.asarray(model.vqscore(paths), dtype=np.float64), ratings, rows
 
 
 def typical(scores: np.ndarray, ratings: np.ndarray, bands: list[tuple[str, float, float]]) -> dict:

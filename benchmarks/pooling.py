@@ -11,7 +11,6 @@ Writes benchmarks/results/pooling/{results.json,results.md}.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.level_silence import MUSHRA, TCD, VOICEBANK, per_conditioning_main, spearman  # noqa: E402
+from benchmarks.level_silence import per_conditioning_main  # noqa: E402
+from benchmarks.rated_sets import MUSHRA, TCD, read_rated, spearman, voicebank_pairs  # noqa: E402
 from vqscore.audio import load_audio  # noqa: E402
 
 ACTIVE_BELOW_PEAK_DB = 40.0  # a frame is speech-active within 40 dB of the utterance's loudest frame
@@ -61,20 +61,14 @@ def pooled_scores(model, paths: list[Path]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def labelled(folder: Path, label: str) -> tuple[list[Path], np.ndarray, list[dict]]:
-    with open(folder / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [folder / r["file"] for r in rows], np.asarray([float(r[label]) for r in rows]), rows
-
-
 def measure(model) -> dict:
-    tcd_paths, mos, tcd_rows = labelled(TCD, "mos")
-    mushra_paths, mushra, _ = labelled(MUSHRA, "mushra_mean")
+    tcd_paths, mos, tcd_rows = read_rated(TCD, "mos")
+    mushra_paths, mushra, _ = read_rated(MUSHRA, "mushra_mean")
     tcd = pooled_scores(model, tcd_paths)
     codec = pooled_scores(model, mushra_paths)
-    names = sorted(p.name for p in (VOICEBANK / "clean").glob("*.flac"))
-    clean = pooled_scores(model, [VOICEBANK / "clean" / n for n in names])
-    noisy = pooled_scores(model, [VOICEBANK / "noisy" / n for n in names])
+    clean_paths, noisy_paths = voicebank_pairs()
+    clean = pooled_scores(model, clean_paths)
+    noisy = pooled_scores(model, noisy_paths)
     degradations = sorted({r["degradation"] for r in tcd_rows})
     result = {}
     for pooling in tcd:
