@@ -2,7 +2,7 @@
 
 For each conditioning ("paper", "robust") and each pooling of the per-frame cos(z_t, zq_t) (the paper's mean;
 the mean over speech-active frames; low percentiles, which weigh the worst frames as PESQ/POLQA do; the mean of the
-worst 10/25 %), the Spearman correlation with listeners' ratings on TCD-VoIP dev (MOS, 192 files; per degradation
+worst 10/25 %), and for the paper's other distances (l2_z, cos_x, l2_x) and a cos_z/l2_z combination, the Spearman correlation with listeners' ratings on TCD-VoIP dev (MOS, 192 files; per degradation
 too) and the MUSHRA codec set (128 files), plus the clean-above-noisy count on the 7 real VoiceBank pairs.
 Writes benchmarks/results/pooling/{results.json,results.md}.
 
@@ -51,12 +51,25 @@ def poolings(frames: np.ndarray, energy_db: np.ndarray) -> dict[str, float]:
     }
 
 
+def other_scores(score, median_cos_z: float) -> dict[str, float]:
+    """The paper's other distances (signs flipped where lower is cleaner, so every row reads higher = better) and
+    one per-file combination of the two latent scores."""
+    return {
+        "-l2_z (latent distance, mean)": -score.l2_z,
+        "cos_x (reconstruction, mean)": score.cos_x,
+        "-l2_x (reconstruction, mean)": -score.l2_x,
+        "median cos_z - l2_z (combination)": median_cos_z - score.l2_z,
+    }
+
+
 def pooled_scores(model, paths: list[Path]) -> dict[str, np.ndarray]:
     out: dict[str, list[float]] = {}
     for path in paths:
         score = model.score(path)
         energy = frame_energy_db(load_audio(path).samples, score.frame_times)
-        for name, value in poolings(score.frames, energy).items():
+        pooled = poolings(score.frames, energy)
+        pooled.update(other_scores(score, pooled["median"]))
+        for name, value in pooled.items():
             out.setdefault(name, []).append(value)
     return {k: np.asarray(v) for k, v in out.items()}
 
