@@ -158,12 +158,22 @@ class VectorQuantizer(nn.Module):
         commitment = F.mse_loss(zq_valid.detach(), valid)
         return Quantized(x + (zq - x).detach(), indices, commitment)
 
+    def training_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """`logits` for back-propagation. The Euclidean distance is expanded (||x||^2 - 2 x.c + ||c||^2, as cdist
+        itself computes it for large inputs) because cdist's backward is an order of magnitude slower; the floor
+        keeps the square root's gradient finite where z sits on a codeword."""
+        if self.distance == "cosine":
+            return self.logits(z)
+        x = z.reshape(-1, self.dim)
+        squared = x.pow(2).sum(-1, keepdim=True) - 2 * x @ self.codebook.t() + self.codebook.pow(2).sum(-1)[None]
+        return -squared.clamp_min(1e-12).sqrt().reshape(*z.shape[:-1], self.size)
+
     def cross_entropy(self, z: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of the similarities of z (batch, frames, dim) against given codes (batch, frames).
 
         Used by self-distillation: the teacher's codes are the targets, gradients flow into z only.
         """
-        logits = self.logits(z)
+        logits = self.training_logits(z)
         if mask is not None:
             targets = targets.masked_fill(~mask, -1)
         return F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-1)

@@ -1,4 +1,5 @@
-"""Correlations for validation (numpy only, so training does not need scipy)."""
+"""Validation metrics of the recipes: correlations (numpy only, so QE training does not need scipy) and the
+intrusive enhancement measures (PESQ, STOI) the SE recipe selects checkpoints by."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ def ranks(x) -> np.ndarray:
 
 def spearman(x, y) -> float:
     return pearson(ranks(x), ranks(y))
+
+
+def intrusive_quality(clean: np.ndarray, estimate: np.ndarray, rate: int = 16_000) -> dict[str, float]:
+    """Wide-band PESQ and STOI of `estimate` against `clean` ((samples,) at `rate`, cut to the shorter);
+    PESQ is NaN where it finds no speech. Needs the `eval` extra (pesq, pystoi)."""
+    from pesq import pesq
+    from pystoi import stoi
+
+    n = min(clean.shape[0], estimate.shape[0])
+    clean, estimate = clean[:n].astype(np.float64), estimate[:n].astype(np.float64)
+    try:
+        value = float(pesq(rate, clean, estimate, "wb"))
+    except Exception:  # pesq raises on inputs it finds no speech in
+        value = float("nan")
+    return {"pesq": value, "stoi": float(stoi(clean, estimate, rate, extended=False))}
