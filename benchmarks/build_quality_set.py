@@ -197,23 +197,35 @@ def limit_peak(x: np.ndarray) -> np.ndarray:
     return (x * (PEAK_LIMIT / peak)).astype(np.float32) if peak > PEAK_LIMIT else x.astype(np.float32)
 
 
-def degradations(item: CleanItem, index: int, cache: Cache, seed: int):
-    """(degradation, file tag, audio, snr_db, detail) for every degraded version of one clean item."""
-    clean = item.samples
-    folders = [d.name for d in cache.noise_dirs]
-    for k, folder in enumerate(folders):
-        rng = item_rng(seed, f"{item.uid}:noise:{folder}")
-        snr = NOISE_SNRS[(index + 2 * k + seed) % len(NOISE_SNRS)]
-        noise, name = cache.noise(folder, rng)
-        yield f"noise:{folder}", f"noise-{folder}", D.mix_at_snr(clean, noise, snr, rng), snr, name
+def noise_mix(item: CleanItem, folder: str, snr: float, cache: Cache, seed: int) -> tuple[np.ndarray, str]:
+    """The item plus a random file of noise folder `folder` at `snr` dB, and the noise file's name."""
+    rng = item_rng(seed, f"{item.uid}:noise:{folder}")
+    noise, name = cache.noise(folder, rng)
+    return D.mix_at_snr(item.samples, noise, snr, rng), name
 
+
+def babble_mix(item: CleanItem, snr: float, cache: Cache, seed: int) -> tuple[np.ndarray, str]:
+    """The item plus babble of 3-5 other speakers of the split at `snr` dB, and 'talkers A+B+...'."""
     rng = item_rng(seed, f"{item.uid}:babble")
     others = sorted(s for s in cache.talker_files if s != item.speaker)
     count = min(int(rng.integers(3, 6)), len(others))
     chosen = [others[i] for i in sorted(rng.choice(len(others), size=count, replace=False).tolist())]
     talkers = [cache.audio(cache.talker_files[s][int(rng.integers(len(cache.talker_files[s])))]) for s in chosen]
+    return D.babble(item.samples, talkers, snr, rng), "talkers " + "+".join(chosen)
+
+
+def degradations(item: CleanItem, index: int, cache: Cache, seed: int):
+    """(degradation, file tag, audio, snr_db, detail) for every degraded version of one clean item."""
+    clean = item.samples
+    folders = [d.name for d in cache.noise_dirs]
+    for k, folder in enumerate(folders):
+        snr = NOISE_SNRS[(index + 2 * k + seed) % len(NOISE_SNRS)]
+        audio, name = noise_mix(item, folder, snr, cache, seed)
+        yield f"noise:{folder}", f"noise-{folder}", audio, snr, name
+
     snr = BABBLE_SNRS[(index + seed) % len(BABBLE_SNRS)]
-    yield "babble", "babble", D.babble(clean, talkers, snr, rng), snr, "talkers " + "+".join(chosen)
+    audio, talkers = babble_mix(item, snr, cache, seed)
+    yield "babble", "babble", audio, snr, talkers
 
     rir_path = cache.rir_files[(index + seed) % len(cache.rir_files)]
     yield "reverb", "reverb", D.reverb(clean, cache.rir(rir_path)), None, str(rir_path.relative_to(cache.data / "rir"))
@@ -245,14 +257,21 @@ def write_wav(out: Path, rel: str, x: np.ndarray) -> str:
     return rel
 
 
-def voicebank_rows(data: Path, out: Path) -> list[Row]:
+def voicebank_pairs(data: Path) -> list[tuple[Path, Path, str]]:
+    """(noisy, clean, speaker) for each real VoiceBank-DEMAND recording under data/real-noisy/voicebank."""
     root = data / "real-noisy" / "voicebank"
-    rows = []
+    pairs = []
     for noisy in sorted((root / "noisy").glob("*.flac")):
         clean = root / "clean" / noisy.name
         if not clean.is_file():
             raise FileNotFoundError(f"{clean}: the clean reference of {noisy} is missing")
-        speaker = noisy.stem.split("_")[0]
+        pairs.append((noisy, clean, noisy.stem.split("_")[0]))
+    return pairs
+
+
+def voicebank_rows(data: Path, out: Path) -> list[Row]:
+    rows = []
+    for noisy, clean, speaker in voicebank_pairs(data):
         clean_rel = write_wav(out, f"audio/voicebank/{speaker}/{noisy.stem}__clean.wav", read_16k(clean))
         noisy_rel = write_wav(out, f"audio/voicebank/{speaker}/{noisy.stem}__real-voicebank.wav", read_16k(noisy))
         rows.append(
@@ -323,45 +342,47 @@ def init_worker() -> None:
     _DNSMOS = Dnsmos()
 
 
-def compute_labels(clean: np.ndarray, degraded: np.ndarray) -> dict[str, float]:
-    """Intrusive labels of `degraded` against `clean` and DNSMOS of `degraded` (both 16 kHz, same length)."""
-    from pesq import pesq
-    from pystoi import stoi
+def compute_labels(clean: np.ndarray, degraded: np.ndarray, dnsmos: bool = True) -> dict[str, float]:
+    """Intrusive labels of `degraded` against `clean` and (unless `dnsmos` is false) DNSMOS of `degraded`
+    (both 16 kHz, same length)."""
+    from recipes.common.metrics import intrusive_quality
 
-    if _DNSMOS is None:
+    if dnsmos and _DNSMOS is None:
         init_worker()
     n = min(clean.shape[0], degraded.shape[0])
     clean, degraded = clean[:n].astype(np.float64), degraded[:n].astype(np.float64)
-    out = {}
-    try:
-        out["pesq"] = float(pesq(RATE, clean, degraded, "wb"))
-    except Exception:  # pesq raises on inputs it finds no speech in
-        out["pesq"] = float("nan")
-    out["stoi"] = float(stoi(clean, degraded, RATE, extended=False))
+    out = intrusive_quality(clean, degraded, RATE)
     out["si_sdr"] = D.si_sdr(clean, degraded)
-    out.update(_DNSMOS(degraded))
+    if dnsmos:
+        out.update(_DNSMOS(degraded))
     return out
 
 
-def label_job(job: tuple[str, str, str]) -> dict[str, float]:
-    out, path, clean_path = job
+def label_job(job: tuple) -> dict[str, float]:
+    """Labels of one file: job = (root, path, clean_path[, dnsmos]) with paths relative to root."""
+    out, path, clean_path, *rest = job
     degraded, _ = sf.read(os.path.join(out, path), dtype="float32")
     clean, _ = sf.read(os.path.join(out, clean_path), dtype="float32")
-    return compute_labels(clean, degraded)
+    return compute_labels(clean, degraded, dnsmos=rest[0] if rest else True)
+
+
+def label_files(out: Path, pairs: list[tuple[str, str]], workers: int, dnsmos: bool = True) -> list[dict[str, float]]:
+    """Labels of each (path, clean_path) pair (relative to `out`), in order, in a pool of `workers` processes."""
+    jobs = [(os.fspath(out), path, clean_path, dnsmos) for path, clean_path in pairs]
+    if workers <= 1:
+        return [label_job(j) for j in jobs]
+    results = []
+    started = time.perf_counter()
+    with Pool(workers, initializer=init_worker if dnsmos else None) as pool:
+        for done, labels in enumerate(pool.imap(label_job, jobs, chunksize=4), 1):
+            results.append(labels)
+            if done % 100 == 0 or done == len(jobs):
+                print(f"  labelled {done}/{len(jobs)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return results
 
 
 def label_rows(rows: list[Row], out: Path, workers: int) -> None:
-    jobs = [(os.fspath(out), r.path, r.clean_path) for r in rows]
-    if workers <= 1:
-        results = [label_job(j) for j in jobs]
-    else:
-        results = []
-        started = time.perf_counter()
-        with Pool(workers, initializer=init_worker) as pool:
-            for done, labels in enumerate(pool.imap(label_job, jobs, chunksize=4), 1):
-                results.append(labels)
-                if done % 100 == 0 or done == len(jobs):
-                    print(f"  labelled {done}/{len(jobs)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    results = label_files(out, [(r.path, r.clean_path) for r in rows], workers)
     for row, labels in zip(rows, results, strict=True):
         row.labels = labels
 

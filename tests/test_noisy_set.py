@@ -1,0 +1,151 @@
+"""The enhancement-set builder (benchmarks/build_noisy_set.py) on a tiny synthetic data root: pairs, manifest,
+SNRs, determinism. Fast: a few seconds of made-up audio, no DNSMOS."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import build_noisy_set as N  # noqa: E402
+from benchmarks import build_quality_set as B  # noqa: E402
+from benchmarks import degrade as D  # noqa: E402
+
+NOISE_FOLDERS = ("hum", "hiss")
+VOICEBANK = ("p001_001", "p001_002")
+
+
+def speechlike(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * D.RATE)) / D.RATE
+    return (0.2 * rng.standard_normal(t.shape[0]) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def write(path: Path, x: np.ndarray, rate: int = D.RATE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, format="FLAC")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A data root laid out like ../shared/data: the real 'val' speakers' LibriSpeech files (synthetic), two noise
+    folders (one at 22.05 kHz), an RIR and two VoiceBank pairs."""
+    root = tmp_path_factory.mktemp("data")
+    speakers = json.loads(B.SPLITS.read_text())[B.LIBRISPEECH]["val"]
+    for i, spk in enumerate(speakers):
+        write(root / "clean" / B.LIBRISPEECH / f"{spk}-100-0000.flac", speechlike(3.0, i))
+    write(
+        root / "noise" / "hum" / "a.flac", np.sin(2 * np.pi * 120 * np.arange(22050) / 22050).astype(np.float32) * 0.1, 22050
+    )
+    write(root / "noise" / "hiss" / "b.flac", np.random.default_rng(7).standard_normal(8000).astype(np.float32) * 0.05)
+    write(root / "rir" / "r.flac", np.r_[1.0, np.zeros(99), 0.3].astype(np.float32))
+    for k, stem in enumerate(VOICEBANK):
+        clean = speechlike(1.5, 50 + k)
+        write(root / "real-noisy" / "voicebank" / "clean" / f"{stem}.flac", clean)
+        write(root / "real-noisy" / "voicebank" / "noisy" / f"{stem}.flac", clean + 0.05 * speechlike(1.5, 60 + k))
+    return root
+
+
+@pytest.fixture(scope="module")
+def builds(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("noisy")
+    args = ["--split", "val", "--data", str(data), "--seed", "3", "--max-clean", "4", "--workers", "1", "--voicebank"]
+    assert N.main([*args, "--out", str(out / "a")]) == 0
+    assert N.main([*args, "--out", str(out / "b"), "--no-labels"]) == 0
+    return out / "a", out / "b"
+
+
+def test_manifest_pairs_and_snrs(builds, data):
+    out = builds[0]
+    with open(out / "manifest.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames[:6]) == ("id", "noisy", "clean", "condition", "snr_db", "speaker")
+        rows = list(reader)
+    synthetic = [r for r in rows if r["condition"] != N.REAL]
+    assert len(synthetic) == 4 * (len(NOISE_FOLDERS) + 1)
+    assert {r["condition"] for r in synthetic} == {"noise:hum", "noise:hiss", "babble"}
+    assert sorted(r["id"] for r in rows if r["condition"] == N.REAL) == [f"{s}__{N.REAL}" for s in VOICEBANK]
+    assert len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["noisy"] == f"noisy/{r['id']}.wav" and r["clean"] == f"clean/{r['id']}.wav"
+        noisy, sr = sf.read(out / r["noisy"], dtype="float64")
+        clean, _ = sf.read(out / r["clean"], dtype="float64")
+        assert sr == 16000 and noisy.ndim == 1 and noisy.shape == clean.shape
+        assert np.abs(noisy).max() <= 1.0 and np.abs(clean).max() <= 1.0
+        assert float(r["pesq"]) > 0 and 0 <= float(r["stoi"]) <= 1 and r["dnsmos_ovrl"] == ""  # val: no DNSMOS
+        if r["condition"] == N.REAL:
+            assert r["snr_db"] == "" and r["speaker"] == "p001"
+            continue
+        snr = float(r["snr_db"])
+        assert snr in N.SNRS
+        measured = 10 * np.log10(D.power(clean) / D.power(noisy - clean))  # the pair is scaled together
+        assert abs(measured - snr) < 0.05
+        assert abs(float(r["si_sdr"]) - snr) < 1.0
+    for condition in ("noise:hum", "noise:hiss", "babble"):  # the SNR cycles within each condition
+        assert len({r["snr_db"] for r in synthetic if r["condition"] == condition}) == 4
+
+
+def test_same_seed_same_audio(builds):
+    a, b = builds
+    rows_a, rows_b = N.read_manifest(a / "manifest.csv"), N.read_manifest(b / "manifest.csv")
+    assert [r["id"] for r in rows_a] == [r["id"] for r in rows_b]
+    assert all(r["pesq"] == "" for r in rows_b)  # --no-labels
+    for r in rows_a:
+        for column in ("noisy", "clean"):
+            np.testing.assert_array_equal(sf.read(a / r[column])[0], sf.read(b / r[column])[0])
+
+
+def test_enhance_benchmark_runs_and_caches(builds, tmp_path):
+    """benchmarks/enhance.py end to end on the tiny set: a tiny random SE bundle, the peers when installed, no DNSMOS."""
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    from helpers import tiny_network
+
+    from benchmarks import enhance as E
+    from vqscore.bundle import save_bundle
+
+    bundle = save_bundle(tiny_network("se"), tmp_path / "se", name="tiny-se", version="0.0.1")
+    peers = [p for p, module in (("noisereduce", "noisereduce"), ("nsnet2", "onnxruntime")) if _importable(module)]
+    args = ["--set", str(builds[0]), "--model", f"stage1={bundle}", "--peers", ",".join(peers), "--max-files", "4"]
+    args += [
+        "--no-dnsmos",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert E.main(args) == 0
+    result = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [s["label"] for s in result["systems"]] == ["noisy", "stage1", *peers]
+    assert result["set"]["files"] == 4 and result["dnsmos"] is False
+    noisy, stage1 = result["systems"][:2]
+    assert noisy["rtf"] is None and stage1["rtf"] > 0
+    for s in result["systems"]:
+        assert s["overall"]["n"] == 4 and s["overall"]["dnsmos_ovrl"] is None
+        assert all(s["overall"][m] is not None for m in ("pesq", "stoi", "si_sdr", "vqscore"))
+    bands = [g for g in result["groups"] if g.endswith(" dB") or g == N.REAL]
+    assert sum(stage1["groups"][g]["n"] for g in bands) == 4  # every file in one SNR band
+    labels = tmp_path / "cache" / stage1["cache"].rsplit("/", 1)[-1] / "labels.json"
+    before = labels.stat().st_mtime_ns
+    assert E.main(args) == 0  # everything cached: nothing is recomputed
+    assert labels.stat().st_mtime_ns == before
+    assert "| stage1 | 4 |" in (tmp_path / "r" / "results.md").read_text()
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
