@@ -4,6 +4,7 @@ speech only.
     import vqscore
     vqscore.score("speech.wav")          # float, higher is cleaner
     vqscore.load("default").score(wav, sr=48000)
+    vqscore.enhance("noisy.wav")         # float32 (samples,) at 16 kHz, the shipped "default-se" enhancer
 """
 
 from .api import Model, enhance, load, score

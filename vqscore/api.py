@@ -5,7 +5,8 @@
     model = vqscore.load("default")                       # or a bundle JSON, or an official .pkl checkpoint
     model.score(wav, sr=44100)                            # Score(cos_z, l2_z, cos_x, l2_x, frames, frame_times)
     vqscore.score(batch, sr=16000)                        # (batch, samples) -> (batch,) scores, one per row
-    vqscore.load("se.pkl").enhance("noisy.wav")           # float32 (samples,) at 16 kHz
+    vqscore.enhance("noisy.wav")                          # float32 (samples,) at 16 kHz, shipped "default-se" model
+    vqscore.load("se.pkl").enhance([wav1, wav2], sr=16000) # a list of inputs -> a list, enhanced in batches
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch
 from .audio import Audio, AudioError, AudioInput, check_input_type, load_audio, load_rows
 from .bundle import BundleError, BundleInfo, find_shipped, load_bundle, read_info, sha256_file
 from .conditioning import PAPER, Conditioning, get_conditioning
-from .enhance import enhance_waveform
-from .longform import DEFAULT_POLICY, LongformPolicy
+from .enhance import enhance_batch
+from .enhance_long import DEFAULT_ENHANCE_POLICY, EnhancePolicy, enhance_long, enhance_stream
+from .longform import DEFAULT_POLICY, LongformPolicy, read_blocks
 from .models import VQVAE, build_model
 from .mos_scale import MosScale
 from .official import load_official, looks_official
@@ -81,7 +83,8 @@ class Model:
     "robust" level-normalised with leading/trailing digital silence trimmed). `pooling`: how its per-frame scores
     make its VQScore (`vqscore.pooling`: "mean" as the paper, "median", "p25", "p10"). `policy`: where whole-utterance
     scoring ends and windows begin (`vqscore.longform`; 30 min / 60 s). `weights_sha256`: the hash of the weights
-    (bundle) or checkpoint file they came from."""
+    (bundle) or checkpoint file they came from. `enhance_policy`: where whole-utterance enhancement ends and
+    cross-faded windows begin (`vqscore.enhance_long`; 30 s / 30 s windows, 1 s overlaps)."""
 
     def __init__(
         self,
@@ -92,6 +95,7 @@ class Model:
         conditioning: Conditioning = PAPER,
         weights_sha256: str = "",
         pooling: str = "mean",
+        enhance_policy: EnhancePolicy = DEFAULT_ENHANCE_POLICY,
     ):
         self.network = network.eval()
         self.name = name
@@ -100,6 +104,7 @@ class Model:
         self.conditioning = conditioning
         self.pooling = check_pooling(pooling)
         self.weights_sha256 = weights_sha256 or (info.sha256 if info is not None else "")
+        self.enhance_policy = enhance_policy
 
     @property
     def tag(self) -> str:
@@ -184,25 +189,40 @@ class Model:
     def _prepare(item, sr: int | None, channel_axis: int | None) -> Audio:
         return item if isinstance(item, Audio) else load_audio(item, sr, channel_axis=channel_axis)
 
-    def _long_file(self, item) -> bool:
+    def _long_file(self, item, policy: LongformPolicy | None = None) -> bool:
         """A path the corpus planner would stream as possibly long (from its header)."""
         if not isinstance(item, (str, os.PathLike)):
             return False
         from .corpus import may_be_long, probe
 
-        return may_be_long(probe(os.fspath(item)), self.policy)
+        return may_be_long(probe(os.fspath(item)), policy or self.policy)
 
     def enhance(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
         """Enhanced speech from an SE model, float32 at 16 kHz: (samples,) for one utterance, a list for a list,
-        (..., samples) for a (..., samples) array (every row has the same length)."""
+        (..., samples) for a (..., samples) array (every row has the same length).
+
+        Utterances up to `enhance_policy.max_whole_s` (30 s) are enhanced whole, in padded batches (each equal to
+        enhancing it alone); longer ones in cross-faded windows (`vqscore.enhance_long`), files read in blocks.
+        Digital silence stays silence."""
         if self.kind != "se":
             raise TypeError(f"{self.name} is a {self.kind.upper()} model; enhance() needs an SE (enhancement) model")
         items, layout = gather(audio, sr, channel_axis)
-        out = []
-        for item in items:
+        policy = self.enhance_policy
+        out: list[np.ndarray | None] = [None] * len(items)
+        whole: list[tuple[int, np.ndarray]] = []
+        for i, item in enumerate(items):
+            if sr is None and self._long_file(item, policy):
+                path = os.fspath(item)
+                out[i] = np.concatenate(list(enhance_stream(self.network, read_blocks(path), policy, path)))
+                continue
             prepared = self._prepare(item, sr, channel_axis)
             check_length(prepared.samples, self.network.features.min_samples, prepared.name)
-            out.append(enhance_waveform(self.network, prepared.samples))
+            if policy.is_long(prepared.samples.shape[0]):
+                out[i] = enhance_long(self.network, prepared.samples, policy, prepared.name)
+            else:
+                whole.append((i, prepared.samples))
+        for (i, _), enhanced in zip(whole, enhance_batch(self.network, [w for _, w in whole]), strict=True):
+            out[i] = enhanced
         if layout.kind == "rows":
             return np.stack(out).reshape(*layout.shape, -1)
         return layout.arrange(out)
@@ -210,7 +230,9 @@ class Model:
     def with_conditioning(self, conditioning: str | Conditioning) -> Model:
         """The same network and weights, scoring with another conditioning ("paper" or "robust")."""
         chosen = get_conditioning(conditioning)
-        return Model(self.network, self.name, self.info, self.policy, chosen, self.weights_sha256, self.pooling)
+        return Model(
+            self.network, self.name, self.info, self.policy, chosen, self.weights_sha256, self.pooling, self.enhance_policy
+        )
 
     @property
     def mos_scale(self) -> MosScale | None:
@@ -242,7 +264,9 @@ class Model:
 
     def with_pooling(self, pooling: str) -> Model:
         """The same network and weights, pooling frames another way ("mean", "median", "p25", "p10")."""
-        return Model(self.network, self.name, self.info, self.policy, self.conditioning, self.weights_sha256, pooling)
+        return Model(
+            self.network, self.name, self.info, self.policy, self.conditioning, self.weights_sha256, pooling, self.enhance_policy
+        )
 
     def to(self, device: str | torch.device) -> Model:
         self.network.to(device)
@@ -255,8 +279,9 @@ def load(
     conditioning: str | Conditioning | None = None,
     pooling: str | None = None,
 ) -> Model:
-    """A model from a shipped bundle name ("default" = newest QE bundle), a bundle JSON / .safetensors path,
-    or an official VQScore checkpoint (.pkl/.pt/.pth). Runs on `device` (CPU unless given).
+    """A model from a shipped bundle name ("default" = newest QE bundle, "default-se" = newest shipped
+    vqscore-se-cleanspeech enhancer), a bundle JSON / .safetensors path, or an official VQScore checkpoint
+    (.pkl/.pt/.pth). Runs on `device` (CPU unless given).
 
     `conditioning`: "paper" (the waveform as given: the official definition), "robust" (level-normalised, leading
     and trailing digital silence trimmed), or None for the one the bundle declares ("paper" for official
@@ -318,7 +343,10 @@ def enhance(
     device: str | None = None,
     channel_axis: int | None = None,
 ):
-    """Enhanced speech from an SE model, float32 at 16 kHz, shaped like the input (see `Model.enhance`)."""
+    """Enhanced speech from an SE model, float32 at 16 kHz, shaped like the input (see `Model.enhance`).
+
+    `model`: "default-se" (the newest shipped vqscore-se-cleanspeech bundle), another shipped name, a path, or a
+    loaded `Model`; named models are loaded once and cached."""
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
     return chosen.enhance(audio, sr, channel_axis)
 

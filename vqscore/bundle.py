@@ -26,6 +26,8 @@ from .models import VQVAE, build_model, config_from_dict
 FORMAT = "vqscore-bundle"
 FORMAT_VERSION = 1
 PRETRAINED_ENV = "VQSCORE_PRETRAINED"
+# "default-se": the newest shipped bundle of this name (kind "se"), the enhancer trained on clean speech.
+DEFAULT_SE = "vqscore-se-cleanspeech"
 
 
 class BundleError(ValueError):
@@ -195,7 +197,8 @@ def shipped_bundles() -> list[BundleInfo]:
 
 
 def find_shipped(name: str) -> BundleInfo:
-    """A shipped bundle: "default" (the newest QE bundle), "NAME" (its newest version) or "NAME@VERSION"."""
+    """A shipped bundle: "default" (the newest QE bundle), "default-se" (the newest `DEFAULT_SE` enhancer),
+    "NAME" (its newest version) or "NAME@VERSION"."""
     bundles = shipped_bundles()
     if "@" in name:
         wanted, version = name.split("@", 1)
@@ -213,6 +216,15 @@ def find_shipped(name: str) -> BundleInfo:
                 "official checkpoint path"
             )
         return qe[-1]
+    if name == "default-se":
+        se = [b for b in bundles if b.kind == "se" and b.name == DEFAULT_SE]
+        if not se:
+            searched = ", ".join(str(d) for d in pretrained_dirs()) or "no pretrained directory exists"
+            raise BundleError(
+                f"no SE model is shipped in pretrained/ (default-se: no {DEFAULT_SE} bundle; searched: {searched}); "
+                "pass model= (--model) an SE bundle JSON or an official SE checkpoint path"
+            )
+        return max(se, key=lambda b: version_key(b.version))
     named = [b for b in bundles if b.name == name]
     if named:
         return max(named, key=lambda b: version_key(b.version))

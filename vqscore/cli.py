@@ -1,7 +1,8 @@
-"""`vqscore` command line: score files and folders, list shipped models, convert official checkpoints.
+"""`vqscore` command line: score files and folders, enhance them, list shipped models, convert official checkpoints.
 
-Exit status: 0 all scored; 1 some files failed (each has a row with its error); 2 a usage, device, model or output
-error (one line on stderr); 130 interrupted (rerunning the same command resumes); 141 the output pipe closed.
+Exit status (score and enhance): 0 every file done; 1 some files failed (each has a row with its error); 2 a usage,
+device, model or output error (one line on stderr); 130 interrupted (rerunning the same command resumes); 141 the
+output pipe closed.
 """
 
 from __future__ import annotations
@@ -10,23 +11,31 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .api import load
+from .api import Model, load
 from .audio import AudioError, audio_extensions
 from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
 from .conditioning import CONDITIONINGS
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
+from .enhance import CPU_BATCH_FRAMES as ENHANCE_CPU_BATCH_FRAMES
+from .enhance import GPU_BATCH_FRAMES as ENHANCE_GPU_BATCH_FRAMES
+from .enhance_files import DEFAULT_SUBTYPE, FILE_ERRORS, SUBTYPES, EnhancedFile, OutputPlanError, enhance_files, plan_outputs
+from .enhance_long import MAX_WHOLE_S as ENHANCE_MAX_WHOLE_S
+from .enhance_long import OVERLAP_S as ENHANCE_OVERLAP_S
+from .enhance_long import WINDOW_S as ENHANCE_WINDOW_S
+from .enhance_long import EnhancePolicy
 from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
 from .pooling import POOLINGS
 from .results import (
     COLUMNS,
+    ENHANCE_COLUMNS,
     ResultsError,
     ResultsFile,
     Stamp,
@@ -37,9 +46,9 @@ from .results import (
     row_values,
     window_rows,
 )
-from .walk import find_audio_files
+from .walk import find_audio_files, walk_sources
 
-__all__ = ["COLUMNS", "Row", "build_parser", "main"]
+__all__ = ["COLUMNS", "ENHANCE_COLUMNS", "Row", "build_parser", "main"]
 
 
 @dataclass
@@ -196,15 +205,121 @@ def describe_data(training: dict) -> str:
     return str(data or "")
 
 
+def cmd_enhance(args: argparse.Namespace) -> int:
+    policy = enhance_policy(args)
+    if args.rate is not None and not 1000 <= args.rate <= 768_000:
+        raise UsageError(f"--rate {args.rate}: expected a sample rate in Hz between 1000 and 768000")
+    if args.batch_frames is not None and args.batch_frames < 1:
+        raise UsageError("--batch-frames must be positive")
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"-o {outdir}: is a file, not a folder")
+    try:
+        outputs = plan_outputs(list(walk_sources(args.paths, audio_extensions())), outdir)
+    except OutputPlanError as exc:
+        raise UsageError(str(exc)) from None
+    files = list(outputs)
+    if not files:
+        print("vqscore enhance: no audio files found under the given paths", file=sys.stderr)
+        return 1
+    device = check_device(args.device)
+    model = load(args.model, device=device)
+    scorer = load(args.score_model, device=device)
+    kinds = {"se": "an SE (enhancement) model", "qe": "a QE (quality) model"}
+    for option, chosen, kind in (("--model", model, "se"), ("--score-model", scorer, "qe")):
+        if chosen.kind != kind:
+            raise UsageError(f"{option} {chosen.name} is {kinds[chosen.kind]}; {option} needs {kinds[kind]}")
+    rate = f"{args.rate} Hz" if args.rate else "input rate"
+    stamp = Stamp(model.tag, f"vqscore by {scorer.tag} ({scorer.scoring}); {policy.describe()}; {args.subtype} at {rate}")
+    table_path = enhance_table(args)
+    table = ResultsFile(table_path, resume=not args.overwrite, columns=ENHANCE_COLUMNS, stamp=stamp)
+    todo = [f for f in files if f not in table.done]
+    skipped = len(files) - len(todo)
+    failed = {f for f in files if table.done.get(f)}
+    bar = tqdm(total=len(files), initial=skipped, unit="file", disable=None, file=sys.stderr, desc="enhancing")
+    try:
+        jobs = [(f, outputs[f]) for f in todo]
+        batches = enhance_files(
+            model.network, jobs, rate=args.rate, subtype=args.subtype, policy=policy, batch_frames=args.batch_frames
+        )
+        for outcomes in batches:
+            rows = enhance_rows(outcomes, scorer)
+            table.write(rows)
+            failed.update(r["path"] for r in rows if r["error"])
+            bar.update(len(rows))
+    finally:
+        bar.close()
+        table.close()
+    table.finalize(files)
+    note = f" ({skipped} already in {table_path})" if skipped else ""
+    print(
+        f"vqscore enhance: {len(files) - len(failed)} enhanced, {len(failed)} failed{note} -> {outdir} ({table_path})",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+def enhance_policy(args: argparse.Namespace) -> EnhancePolicy:
+    try:
+        return EnhancePolicy(args.max_whole_s, args.window_s, args.overlap_s)
+    except ValueError as exc:
+        raise UsageError(f"--max-whole-s/--window-s/--overlap-s: {exc}") from None
+
+
+def enhance_table(args: argparse.Namespace) -> Path:
+    return Path(args.table) if args.table else Path(args.outdir) / "enhance.csv"
+
+
+def enhance_rows(outcomes: list[EnhancedFile], scorer: Model) -> list[dict]:
+    """Table rows of a batch of enhanced files, with the VQScore of each input and output file."""
+    done = [o for o in outcomes if not o.error]
+    before = vqscores(scorer, [o.path for o in done])
+    after = vqscores(scorer, [o.output for o in done])
+    scores = {o.path: (b, a) for o, b, a in zip(done, before, after, strict=True)}
+    rows = []
+    for o in outcomes:
+        values = asdict(o)
+        b, a = scores.get(o.path, (None, None))
+        for column, value in (("vqscore_in", b), ("vqscore_out", a)):
+            if isinstance(value, str):  # scoring failed: the file counts as failed
+                values["error"] = values["error"] or value
+            else:
+                values[column] = value
+        rows.append(values)
+    return rows
+
+
+def vqscores(scorer: Model, paths: list[str]) -> list[float | str]:
+    """The VQScore of each file, or the error that stopped it (a failing batch is scored again file by file)."""
+    if not paths:
+        return []
+    try:
+        return scorer.vqscore(paths)
+    except FILE_ERRORS:
+        pass
+    out: list[float | str] = []
+    for path in paths:
+        try:
+            out.append(scorer.vqscore(path))
+        except FILE_ERRORS as exc:
+            out.append(f"{path}: scoring failed ({one_line(exc)})")
+    return out
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     bundles = shipped_bundles()
     if not bundles:
         print("no bundles are shipped in pretrained/")
         return 0
-    default = find_shipped("default") if any(b.kind == "qe" for b in bundles) else None
+    defaults = {}
+    for alias in ("default", "default-se"):
+        try:
+            defaults[find_shipped(alias).path] = alias
+        except BundleError:
+            pass
     print("name\tkind\tversion\ttrained on\tbundle")
     for b in bundles:
-        mark = " (default)" if default is not None and b.path == default.path else ""
+        mark = f" ({defaults[b.path]})" if b.path in defaults else ""
         print(f"{b.name}{mark}\t{b.kind}\tv{b.version}\t{describe_data(b.training)}\t{b.path}")
     return 0
 
@@ -222,7 +337,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vqscore",
-        description="Non-intrusive speech quality (VQScore) from a VQ-VAE trained on clean speech only.",
+        description="Non-intrusive speech quality (VQScore) and self-supervised speech enhancement from VQ-VAEs "
+        "trained on clean speech only.",
         epilog="Run 'vqscore COMMAND --help' for each command's options.",
     )
     parser.add_argument("--version", action="version", version=f"vqscore {__import__('vqscore').__version__}")
@@ -324,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one shard per rank, merged into OUT at the end; resumable like a normal run",
     )
     score.set_defaults(func=cmd_score)
+    add_enhance_parser(sub)
 
     models = sub.add_parser(
         "models",
@@ -346,6 +463,103 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_enhance_parser(sub) -> None:
+    enhance = sub.add_parser(
+        "enhance",
+        help="enhance audio files and folders with the SE model",
+        description=(
+            "Enhance audio files and folders (walked recursively for audio suffixes, like 'score') with the "
+            "self-supervised VQ-VAE enhancer, writing one mono WAV per input under OUTDIR: a file named itself goes "
+            "to OUTDIR/NAME.wav, a file found in a folder to OUTDIR/PATH-INSIDE-THE-FOLDER.wav (a.flac beside a.wav "
+            "becomes a.flac.wav). Channels are averaged (the model is mono); the output has the input's sample rate "
+            "unless --rate is given. One row per file in the table (OUTDIR/enhance.csv by default): path, output, "
+            "duration_s, sample_rate, channels (of the input), vqscore_in, vqscore_out (VQScore of the input and "
+            "the output file by --score-model, higher is cleaner), error, model (the SE model's name@version#sha256), "
+            "scoring (the score model and the enhancement settings; a table is resumed only by a run with the same "
+            "model and scoring). A file that cannot be read, "
+            "is shorter than 32 ms or is digital silence gets a row with its error and the run goes on; the exit "
+            "status is 1 if any file failed. Rows are appended as files finish and the table is resumed like "
+            "'score': a killed run started again skips the files it holds and redoes the rest (outputs are written "
+            "under a temporary name and renamed when complete). Recordings up to 30 s are enhanced whole; longer "
+            "ones in 30-second windows cross-faded over 1 s, read and written in blocks (memory does not grow with "
+            "duration)."
+        ),
+    )
+    enhance.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    enhance.add_argument("-o", "--output", dest="outdir", metavar="OUTDIR", required=True, help="folder for the enhanced files")
+    enhance.add_argument(
+        "--table",
+        metavar="TABLE",
+        help="the results table: .csv, or .jsonl/.ndjson for JSON lines (default: OUTDIR/enhance.csv)",
+    )
+    enhance.add_argument(
+        "--model",
+        default="default-se",
+        help="SE model: shipped bundle name, bundle JSON or official SE checkpoint (default: %(default)s, the "
+        "newest shipped vqscore-se-cleanspeech)",
+    )
+    enhance.add_argument(
+        "--score-model",
+        default="default",
+        metavar="MODEL",
+        help="QE model for the vqscore_in/vqscore_out columns, with its own conditioning and pooling (default: "
+        "%(default)s, as 'vqscore score')",
+    )
+    enhance.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
+    enhance.add_argument(
+        "--rate",
+        type=int,
+        default=None,
+        metavar="HZ",
+        help="write every output at HZ, e.g. 16000 (the model's rate) (default: each input's sample rate; "
+        "resampled with soxr)",
+    )
+    enhance.add_argument(
+        "--subtype",
+        choices=SUBTYPES,
+        default=DEFAULT_SUBTYPE,
+        help="WAV sample format: FLOAT keeps the output as computed, PCM_16/PCM_24 clip it to [-1, 1] "
+        "(default: %(default)s)",
+    )
+    enhance.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the table and redo every file instead of resuming (by default files the table holds, "
+        "enhanced or failed, are skipped)",
+    )
+    enhance.add_argument(
+        "--batch-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"frames (8 ms each) per batch of short files, padding included (default: {ENHANCE_CPU_BATCH_FRAMES} on "
+        f"CPU, about 16 s of audio; {ENHANCE_GPU_BATCH_FRAMES} on a GPU)",
+    )
+    enhance.add_argument(
+        "--max-whole-s",
+        type=float,
+        default=ENHANCE_MAX_WHOLE_S,
+        metavar="S",
+        help="longest recording (seconds at 16 kHz) enhanced whole; longer ones are enhanced in windows "
+        "(default: %(default)g; the model's attention time grows with the square of the length)",
+    )
+    enhance.add_argument(
+        "--window-s",
+        type=float,
+        default=ENHANCE_WINDOW_S,
+        metavar="S",
+        help="window length for longer recordings, rounded to the 128-sample hop (default: %(default)g)",
+    )
+    enhance.add_argument(
+        "--overlap-s",
+        type=float,
+        default=ENHANCE_OVERLAP_S,
+        metavar="S",
+        help="overlap of neighbouring windows, cross-faded, less than half a window (default: %(default)g)",
+    )
+    enhance.set_defaults(func=cmd_enhance)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -359,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .corpus import quiet_hangups
 
         quiet_hangups()  # workers hanging up while the run winds down are not news
-        output = getattr(args, "output", None)
+        output = enhance_table(args) if args.command == "enhance" else getattr(args, "output", None)
         again = f"; rows already in {output} are kept: run the same command again to resume" if output else ""
         print(f"vqscore {args.command}: interrupted{again}", file=sys.stderr)
         return 130

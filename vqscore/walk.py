@@ -17,14 +17,22 @@ from pathlib import Path
 def walk(paths: Sequence[str], extensions: frozenset[str]) -> Iterator[str]:
     """Files named on the command line are always tried; folders are walked for audio suffixes, sorted, each
     folder's files before its subfolders. Unreadable folders are yielded as they are, for an error row."""
+    for path, _ in walk_sources(paths, extensions):
+        yield path
+
+
+def walk_sources(paths: Sequence[str], extensions: frozenset[str]) -> Iterator[tuple[str, str | None]]:
+    """`walk`, each path with the named folder it was found in (None for a path named itself): `vqscore enhance`
+    mirrors each folder's tree under its output folder."""
     # the real paths of the named folders: a link into one of them is left for the walk of its real path
     tops = [os.path.join(os.path.realpath(p), "") for p in paths if os.path.isdir(p)]
     seen: set[tuple[int, int]] = set()
     for p in paths:
         if os.path.isdir(p):
-            yield from walk_folder(p, extensions, tops, seen)
+            for found in walk_folder(p, extensions, tops, seen):
+                yield found, p
         else:
-            yield p
+            yield p, None
 
 
 def walk_folder(top: str, extensions: frozenset[str], tops: list[str], seen: set[tuple[int, int]]) -> Iterator[str]:
