@@ -32,8 +32,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy: label workers sta
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
@@ -229,14 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_condition": counts,
         "per_snr_db": snrs,
         "labels": not args.no_labels,
-        "build_seconds": round(elapsed, 1),
-        "cpu_seconds": round(sum(os.times()[:4]), 1),  # this process and its label workers
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()},
     }
-    (args.out / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
-    print(f"{len(pairs)} noisy/clean pairs in {args.out} ({elapsed:.0f} s)")
-    for name, n in counts.items():
-        print(f"  {name:32s} {n}")
+    Q.write_build_info(args.out, info, elapsed, f"{len(pairs)} noisy/clean pairs", counts)
     return 0
 
 

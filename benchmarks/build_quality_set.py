@@ -499,15 +499,23 @@ def main(argv: list[str] | None = None) -> int:
         "files": len(rows),
         "per_degradation": counts,
         "labels": not args.no_labels,
+    }
+    write_build_info(args.out, info, elapsed, f"{len(rows)} files", counts)
+    return 0
+
+
+def write_build_info(out: Path, info: dict, elapsed: float, what: str, counts: dict) -> None:
+    """OUT/build_info.json with the build's cost and machine added, and a summary on stdout."""
+    info = {
+        **info,
         "build_seconds": round(elapsed, 1),
         "cpu_seconds": round(sum(os.times()[:4]), 1),  # this process and its label workers
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count()},
     }
-    (args.out / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
-    print(f"{len(rows)} files in {args.out} ({elapsed:.0f} s)")
+    (out / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(f"{what} in {out} ({elapsed:.0f} s)")
     for name, n in counts.items():
         print(f"  {name:32s} {n}")
-    return 0
 
 
 if __name__ == "__main__":

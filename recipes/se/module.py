@@ -30,7 +30,7 @@ from ..common.metrics import intrusive_quality
 
 
 class EnhancementValidation(L.LightningModule):
-    """Validation shared by both stages: mean PESQ / STOI of the enhanced held-out files (`val/pesq` picks the
+    """What both stages share: Adam over encoder and decoder, and validation: mean PESQ / STOI of the enhanced held-out files (`val/pesq` picks the
     best checkpoint), their gain over the noisy input, and the mean VQScore of the output by `score_model`."""
 
     def on_validation_epoch_start(self) -> None:
@@ -58,6 +58,11 @@ class EnhancementValidation(L.LightningModule):
         logged["val/stoi_gain"] = means["stoi"] - means["stoi_noisy"]
         self.log_dict(logged)
         self.val_rows = []
+
+    def configure_optimizers(self):
+        # Encoder and decoder only: the codebook follows EMA (stage 1) or stays frozen (stage 2).
+        params = list(self.model.encoder.parameters()) + list(self.model.decoder.parameters())
+        return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
 class SEStage1Module(EnhancementValidation):
@@ -107,10 +112,6 @@ class SEStage1Module(EnhancementValidation):
             on_step=True,
         )
         return loss.total
-
-    def configure_optimizers(self):
-        params = list(self.model.encoder.parameters()) + list(self.model.decoder.parameters())
-        return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
 class SEStage2Module(EnhancementValidation):
@@ -164,7 +165,3 @@ class SEStage2Module(EnhancementValidation):
             on_step=True,
         )
         return losses.total
-
-    def configure_optimizers(self):
-        params = list(self.model.encoder.parameters()) + list(self.model.decoder.parameters())
-        return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
