@@ -129,10 +129,6 @@ def write_manifest(pairs: list[Pair], out: Path) -> Path:
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
-    return Q.read_manifest(path)
-
-
 def build(
     split: str,
     data: Path,

@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown peers {unknown}; choose among {list(PEERS)}")
     torch.set_num_threads(args.threads)
     root = args.set.resolve()
-    rows = pick(N.read_manifest(root / "manifest.csv"), args.max_files)
+    rows = pick(Q.read_manifest(root / "manifest.csv"), args.max_files)
     cache_root = args.cache or root / "enhanced"
     systems = make_systems(args.model, peers, args.threads)
     qe = vqscore.load(args.qe)

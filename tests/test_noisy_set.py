@@ -96,7 +96,7 @@ def test_manifest_pairs_and_snrs(builds, data):
 
 def test_same_seed_same_audio(builds):
     a, b = builds
-    rows_a, rows_b = N.read_manifest(a / "manifest.csv"), N.read_manifest(b / "manifest.csv")
+    rows_a, rows_b = B.read_manifest(a / "manifest.csv"), B.read_manifest(b / "manifest.csv")
     assert [r["id"] for r in rows_a] == [r["id"] for r in rows_b]
     assert all(r["pesq"] == "" for r in rows_b)  # --no-labels
     for r in rows_a:
