@@ -1,4 +1,5 @@
-"""`vqscore` command line: score files and folders, enhance them, list shipped models, convert official checkpoints.
+"""`vqscore` command line: score files and folders, enhance them, list shipped models, convert official checkpoints;
+rank enhancement systems and filter corpora (`cli_rank.py`, `cli_filter.py`).
 
 Exit status (score and enhance): 0 every file done; 1 some files failed (each has a row with its error); 2 a usage,
 device, model or output error (one line on stderr); 130 interrupted (rerunning the same command resumes); 141 the
@@ -460,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--version", default="1.0.0", help="bundle version (default: %(default)s)")
     convert.add_argument("--data", default="", help="what the model was trained on, for the bundle's training note")
     convert.set_defaults(func=cmd_convert)
+
+    from . import cli_filter, cli_rank  # here, not at the top: they import this module's helpers
+
+    cli_rank.add_parser(sub)
+    cli_filter.add_parser(sub)
+
     return parser
 
 

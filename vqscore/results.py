@@ -201,6 +201,18 @@ def read_done(path: Path, jsonl: bool, columns: Sequence[str] = COLUMNS) -> dict
     return done
 
 
+def read_table(path: str | os.PathLike, columns: Sequence[str] = COLUMNS) -> dict[str, dict]:
+    """path -> row (a dict of `columns`) of each file in a table's complete rows, the first row of a path winning as
+    on resume; CSV fields are strings ('' when empty), JSON lines keep their types (null as None)."""
+    path = Path(path)
+    jsonl = is_jsonl(path)
+    rows: dict[str, dict] = {}
+    for p, line, _ in parse_lines(complete_text(path), jsonl, columns):
+        if p not in rows:
+            rows[p] = json.loads(line) if jsonl else dict(zip(columns, next(csv.reader(io.StringIO(line))), strict=True))
+    return rows
+
+
 def shard_path(output: Path, rank: int) -> Path:
     """Where rank `rank` of a distributed run appends its rows: a hidden file beside the output."""
     return output.parent / f".{output.name}.shard{rank}{output.suffix}"
