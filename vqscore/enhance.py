@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .engine import plan_batches
-from .features import batch_spectrum, complex_stft, make_window
+from .features import POWER_FLOOR, batch_spectrum, complex_stft, make_window
 from .models.base import VQVAE
 from .nn import sdpa_attention
 
@@ -31,12 +31,22 @@ CPU_BATCH_FRAMES = 2_048
 GPU_BATCH_FRAMES = 32_768
 
 
-def resynthesize(magnitude: torch.Tensor, noisy: torch.Tensor, model: VQVAE) -> torch.Tensor:
-    """magnitude: (batch, frames, bins) linear; noisy: (batch, samples) at 16 kHz -> (batch, samples)."""
+def resynthesize(magnitude: torch.Tensor, noisy: torch.Tensor, model: VQVAE, analysis: torch.Tensor | None = None) -> torch.Tensor:
+    """magnitude: (batch, frames, bins) linear, the decoder's; noisy: (batch, samples) at 16 kHz -> (batch, samples).
+
+    The model's config says how (`SEConfig.resynthesis`): "decoder" puts the noisy phase under the decoded
+    magnitude (METHOD.md); "mask" multiplies the noisy STFT by min(1, magnitude / analysis) ** mask_exponent, where
+    analysis is the linear magnitude the encoder saw ((batch, frames, bins); required for "mask")."""
     features = model.features
-    phase_spec = complex_stft(noisy, features, window=PHASE_WINDOW, pad_mode="constant")
-    phase = torch.atan2(phase_spec.imag, phase_spec.real)[:, : magnitude.shape[1]]
-    spec = torch.polar(magnitude, phase).transpose(1, 2)
+    phase_spec = complex_stft(noisy, features, window=PHASE_WINDOW, pad_mode="constant")[:, : magnitude.shape[1]]
+    if getattr(model.config, "resynthesis", "decoder") == "mask":
+        if analysis is None:
+            raise ValueError("mask resynthesis needs the analysis magnitude")
+        gain = (magnitude / analysis.clamp_min(POWER_FLOOR**0.5)).clamp(max=1.0) ** model.config.mask_exponent
+        spec = (phase_spec * gain).transpose(1, 2)
+    else:
+        phase = torch.atan2(phase_spec.imag, phase_spec.real)
+        spec = torch.polar(magnitude, phase).transpose(1, 2)
     return torch.istft(
         spec,
         features.n_fft,
@@ -87,11 +97,11 @@ def enhance_padded(model: VQVAE, wavs: list[np.ndarray]) -> list[np.ndarray]:
     with sdpa_attention():
         zq = model.quantize(model.encode(spec, frames), frames, update=False).zq
         out = model.decode(zq, frames)
-    magnitude = torch.expm1(out) if model.features.transform == "log1p" else out
+    magnitude, analysis = (torch.expm1(out), torch.expm1(spec)) if model.features.transform == "log1p" else (out, spec)
     # one inverse STFT per utterance: in a padded batch the window-sum normalisation of an utterance's last samples
     # would count the (empty) frames of its neighbours' extra length
     return [
-        resynthesize(magnitude[i : i + 1, : int(n)], x[None], model)[0].float().cpu().numpy()
+        resynthesize(magnitude[i : i + 1, : int(n)], x[None], model, analysis[i : i + 1, : int(n)])[0].float().cpu().numpy()
         for i, (x, n) in enumerate(zip(noisy, frames, strict=True))
     ]
 

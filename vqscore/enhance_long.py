@@ -27,7 +27,7 @@ memory of one window.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,14 +141,17 @@ class BlockBuffer:
         self.blocks, self.size = ([data] if data.shape[0] else []), data.shape[0]
 
 
-def enhance_stream(
-    model: VQVAE, blocks: Iterable[np.ndarray], policy: EnhancePolicy = DEFAULT_ENHANCE_POLICY, name: str = "audio"
+def enhance_stream_with(
+    enhance_one: Callable[[np.ndarray], np.ndarray],
+    blocks: Iterable[np.ndarray],
+    hop: int,
+    min_samples: int,
+    policy: EnhancePolicy = DEFAULT_ENHANCE_POLICY,
+    name: str = "audio",
 ) -> Iterator[np.ndarray]:
-    """blocks: consecutive (n,) float32 pieces of one recording at 16 kHz -> its enhancement as consecutive
-    (m,) float32 blocks at 16 kHz, as many samples in all. Whole up to `policy.max_whole_s`, else in cross-faded
-    windows (module docstring); input is buffered until the recording is known to be longer than the whole limit.
-    `name` labels errors (a recording shorter than one STFT window raises `AudioError`)."""
-    hop = model.features.hop_length
+    """The windowing of `enhance_stream` around any enhancer of whole utterances: `enhance_one` maps (n,) float32 at
+    16 kHz to (n,) float32; `hop` is its STFT hop (windows start on its frame grid); a recording shorter than
+    `min_samples` raises `AudioError`. The SE model and the U-Net denoiser (`vqscore.enhancers.unet`) both use it."""
     window, overlap = policy.window_samples(hop), policy.overlap_samples(hop)
     pending = BlockBuffer()
     fade = CrossFade(overlap)
@@ -157,21 +160,37 @@ def enhance_stream(
         pending.push(np.asarray(block, dtype=np.float32))
         long = long or policy.is_long(pending.size)
         while long and cut_full(pending.size, window, overlap):
-            yield fade.add(enhance_batch(model, [pending.join()[:window]])[0], last=False)
+            yield fade.add(enhance_one(pending.join()[:window]), last=False)
             pending.drop(window - overlap)
     rest = pending.join()
     if not long:
-        check_length(rest, model.features.min_samples, name)
-        yield enhance_batch(model, [rest])[0]
+        check_length(rest, min_samples, name)
+        yield enhance_one(rest)
         return
     pieces = split_rest(rest.shape[0], window, overlap, hop)
     for k, (start, stop) in enumerate(pieces):
-        yield fade.add(enhance_batch(model, [rest[start:stop]])[0], last=k == len(pieces) - 1)
+        yield fade.add(enhance_one(rest[start:stop]), last=k == len(pieces) - 1)
+
+
+def enhance_stream(
+    model: VQVAE, blocks: Iterable[np.ndarray], policy: EnhancePolicy = DEFAULT_ENHANCE_POLICY, name: str = "audio"
+) -> Iterator[np.ndarray]:
+    """blocks: consecutive (n,) float32 pieces of one recording at 16 kHz -> its enhancement as consecutive
+    (m,) float32 blocks at 16 kHz, as many samples in all. Whole up to `policy.max_whole_s`, else in cross-faded
+    windows (module docstring); input is buffered until the recording is known to be longer than the whole limit.
+    `name` labels errors (a recording shorter than one STFT window raises `AudioError`)."""
+    features = model.features
+    return enhance_stream_with(
+        lambda x: enhance_batch(model, [x])[0], blocks, features.hop_length, features.min_samples, policy, name
+    )
+
+
+def join(blocks: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
 
 def enhance_long(
     model: VQVAE, wav: np.ndarray, policy: EnhancePolicy = DEFAULT_ENHANCE_POLICY, name: str = "audio"
 ) -> np.ndarray:
     """wav: (samples,) float32 at 16 kHz -> enhanced (samples,) float32 at 16 kHz, windowed beyond the whole limit."""
-    out = list(enhance_stream(model, [wav], policy, name))
-    return np.concatenate(out) if len(out) > 1 else out[0]
+    return join(list(enhance_stream(model, [wav], policy, name)))

@@ -138,6 +138,7 @@ class CleanSpeechDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.waves: list[np.ndarray] = []
+        self.speakers: list[str] = []  # speakers[i] spoke waves[i]
         self.summary: dict = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -152,6 +153,7 @@ class CleanSpeechDataModule(L.LightningDataModule):
         for u in utterances:
             try:
                 self.waves.append(load_audio(u.path).samples)
+                self.speakers.append(u.speaker)
             except AudioError as exc:
                 log.warning("skipping %s", exc)
                 skipped += 1

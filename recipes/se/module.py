@@ -2,17 +2,16 @@
 stage 2 (self-distillation with adversarial training). They bind the library's losses (`vqscore.distill`);
 the library itself never imports Lightning.
 
-Both validate by enhancement: each noisy file of a held-out paired set is enhanced and scored by wide-band PESQ
-and STOI against its clean reference, and by the VQScore of the output (the label-free alternative).
+Both validate by enhancement (`recipes.common.enhancement.EnhancementValidation`): each noisy file of a held-out
+paired set is enhanced and scored by wide-band PESQ and STOI against its clean reference, and by the VQScore of the
+output (the label-free alternative).
 """
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 
-import vqscore
 from vqscore.bundle import load_bundle
 from vqscore.distill import (
     adversarial_perturbation,
@@ -26,38 +25,14 @@ from vqscore.distill import (
 from vqscore.enhance import enhance_waveform
 from vqscore.models import SEVQVAE, SEConfig
 
-from ..common.metrics import intrusive_quality
+from ..common.enhancement import EnhancementValidation
 
 
-class EnhancementValidation(L.LightningModule):
-    """What both stages share: Adam over encoder and decoder, and validation: mean PESQ / STOI of the enhanced held-out files (`val/pesq` picks the
-    best checkpoint), their gain over the noisy input, and the mean VQScore of the output by `score_model`."""
+class SEModule(EnhancementValidation):
+    """What both stages share: Adam over encoder and decoder, and enhancement by VQ resynthesis for validation."""
 
-    def on_validation_epoch_start(self) -> None:
-        self.val_rows: list[dict[str, float]] = []
-        if not hasattr(self, "noisy_quality"):
-            self.noisy_quality: dict[int, dict[str, float]] = {}
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        noisy, clean = (t.cpu().numpy() for t in batch)
-        enhanced = enhance_waveform(self.model, noisy)
-        row = dict(intrusive_quality(clean, enhanced))
-        if batch_idx not in self.noisy_quality:  # the input's quality never changes: measured once per run
-            self.noisy_quality[batch_idx] = {f"{k}_noisy": v for k, v in intrusive_quality(clean, noisy).items()}
-        row.update(self.noisy_quality[batch_idx])
-        row["vqscore"] = float(vqscore.score(enhanced, 16_000, model=self.hparams.score_model))
-        self.val_rows.append(row)
-
-    def on_validation_epoch_end(self) -> None:
-        if not getattr(self, "val_rows", None):
-            return
-        keys = self.val_rows[0].keys()
-        means = {k: float(np.nanmean([r[k] for r in self.val_rows])) for k in keys}
-        logged = {f"val/{k}": means[k] for k in ("pesq", "stoi", "vqscore")}
-        logged["val/pesq_gain"] = means["pesq"] - means["pesq_noisy"]
-        logged["val/stoi_gain"] = means["stoi"] - means["stoi_noisy"]
-        self.log_dict(logged)
-        self.val_rows = []
+    def enhance_numpy(self, wav: np.ndarray) -> np.ndarray:
+        return enhance_waveform(self.model, wav)
 
     def configure_optimizers(self):
         # Encoder and decoder only: the codebook follows EMA (stage 1) or stays frozen (stage 2).
@@ -65,7 +40,7 @@ class EnhancementValidation(L.LightningModule):
         return torch.optim.Adam(params, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
 
 
-class SEStage1Module(EnhancementValidation):
+class SEStage1Module(SEModule):
     """Stage 1: commitment_weight x commitment + spectral_weight x spectral convergence on clean crops; the
     codebook is k-means initialised on the first batch and follows EMA updates."""
 
@@ -114,7 +89,7 @@ class SEStage1Module(EnhancementValidation):
         return loss.total
 
 
-class SEStage2Module(EnhancementValidation):
+class SEStage2Module(SEModule):
     """Stage 2, from a stage-1 bundle: a frozen teacher gives the target codes of clean crops; the student's
     codebook is frozen (no gradient, no EMA); each step attacks the waveform (eps ~ U(eps_low, eps_high) per
     utterance) and trains the encoder on the code cross-entropy of perturbed and clean input and the decoder on

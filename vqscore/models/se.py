@@ -22,6 +22,8 @@ from ..nn import (
 )
 from .base import VQVAE, VQVAEConfig
 
+RESYNTHESES = ("decoder", "mask")
+
 
 @dataclass(frozen=True)
 class SEConfig(VQVAEConfig):
@@ -35,6 +37,17 @@ class SEConfig(VQVAEConfig):
     feedforward: int = 128
     dropout: float = 0.4
     transformer_layers: int = 2
+    # How enhancing turns the decoder's magnitude into a waveform (`vqscore.enhance.resynthesize`): "decoder" is
+    # METHOD.md's (the decoder's magnitude, the noisy phase); "mask" uses it as a gain on the noisy STFT,
+    # min(1, decoded / noisy magnitude) ** mask_exponent, which keeps what the noisy input already has right.
+    resynthesis: str = "decoder"
+    mask_exponent: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.resynthesis not in RESYNTHESES:
+            raise ValueError(f"unknown resynthesis {self.resynthesis!r}; expected one of {RESYNTHESES}")
+        if not 0.0 < self.mask_exponent <= 4.0:
+            raise ValueError(f"mask_exponent {self.mask_exponent} must be in (0, 4]")
 
 
 def make_transformer(config: SEConfig) -> nn.TransformerEncoder:

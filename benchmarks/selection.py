@@ -1,0 +1,523 @@
+"""Selection and ranking benchmark (SSEMS, METHOD.md section 3): each ensemble member alone, the general model,
+the pick of each selector, the oracle; and the ranking of enhancement systems by VQScore and by DNSMOS against
+their PESQ ranking.
+
+    python benchmarks/build_noisy_set.py --split test --out out/noisy-test
+    python benchmarks/selection.py --set out/noisy-test                     # -> benchmarks/results/selection/
+
+Every member of `--ensemble` (default: the shipped "default") enhances every noisy file of the set; each output
+gets PESQ/STOI/SI-SDR against its clean reference and DNSMOS OVRL exactly as `benchmarks/enhance.py` labels them,
+the VQScore and the reconstruction error (l2_x) of the default QE model. Outputs and labels are cached under
+SET/enhanced/<member>-<hash of its definition and weights> (the cache `enhance.py` uses), so a rerun only computes
+what is missing. The selectors then pick per file among the members (ties: the first listed): `vqscore`
+(highest VQScore), `dnsmos` (highest DNSMOS OVRL), `ae-error` (lowest reconstruction error, the paper's baseline)
+and `oracle` (highest PESQ). Selection accuracy is how often a selector's pick is the oracle's; "PESQ lost" is the
+oracle's PESQ minus the pick's, averaged over the files where they differ. `--general` names the general model; the
+share of the general-to-oracle gap a selector closes is (sel - general) / (oracle - general) in mean PESQ.
+`--subset NAME=m1,m2,...` repeats the selection over fewer members (e.g. the U-Nets only, the paper's setting).
+
+Ranking: the members, the extra `--system LABEL=KIND[:OPTION=VALUE,...]` enhancers (e.g. the stage-1 SE model, the
+peers) and degraded variants of the general model's output (band-limited to 4 kHz, clipped at a quarter of its
+peak, with white noise at 10 dB SNR) are ranked by mean PESQ, by `vqscore.ranking.rank_systems` with the VQScore
+scorer (the code path of `vqscore rank`) and by mean DNSMOS OVRL; Kendall tau of each against the PESQ ranking.
+
+Cost: `--cost-files N` files (default 20) go through `Ensemble.enhance` as a user would call it, timing the
+members' enhancements and the selector's scoring separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import vqscore  # noqa: E402
+from benchmarks import build_noisy_set as N  # noqa: E402
+from benchmarks import build_quality_set as Q  # noqa: E402
+from benchmarks.enhance import (  # noqa: E402
+    BANDS,
+    System,
+    band_of,
+    enhance_all,
+    fingerprint,
+    label_all,
+    load_entries,
+    output_path,
+    pick,
+    save_json,
+    vqscore_all,
+)
+from benchmarks.speed import machine, shown  # noqa: E402
+from recipes.common.mixing import band_limit  # noqa: E402
+from vqscore.enhancers import build_enhancer  # noqa: E402
+from vqscore.enhancers.base import EnhancerSpec  # noqa: E402
+from vqscore.enhancers.bundle import find_info  # noqa: E402
+from vqscore.ensemble import Ensemble, EnsembleSpec, find_ensemble  # noqa: E402
+from vqscore.ranking import model_scorer, rank_systems  # noqa: E402
+
+RATE = Q.RATE
+METRICS = ("pesq", "stoi", "si_sdr", "dnsmos_ovrl", "vqscore")
+SHOWN = {"pesq": "PESQ", "stoi": "STOI", "si_sdr": "SI-SDR", "dnsmos_ovrl": "DNSMOS", "vqscore": "VQScore"}
+# selector -> (metric it maximises, sign): the AE baseline minimises the reconstruction error
+SELECTORS = {"vqscore": ("vqscore", 1.0), "dnsmos": ("dnsmos_ovrl", 1.0), "ae-error": ("l2_x", -1.0), "oracle": ("pesq", 1.0)}
+
+
+# ---------------------------------------------------------------- systems
+
+
+def member_key(name: str, kind: str, options: dict) -> str:
+    """Cache folder of a member: its definition and, for bundles, the weights' hash (a retrained bundle is new)."""
+    definition = json.dumps({"kind": kind, "options": options}, sort_keys=True)
+    if kind == "bundle":
+        definition += find_info(str(options.get("model", "default-se"))).sha256
+    return f"{name}-{hashlib.sha1(definition.encode()).hexdigest()[:10]}"
+
+
+def enhancer_system(name: str, kind: str, options: dict) -> System:
+    enhancer = build_enhancer(EnhancerSpec(kind, options))
+    run = None if kind == "passthrough" else enhancer.enhance  # the noisy files themselves
+    return System(name, member_key(name, kind, options), enhancer.name, run, {"kind": kind, **options})
+
+
+def parse_system(text: str) -> tuple[str, str, dict]:
+    """LABEL=KIND[:OPTION=VALUE,...] -> (label, kind, options)."""
+    label, _, rest = text.partition("=")
+    kind, _, opts = rest.partition(":")
+    options = dict(item.split("=", 1) for item in opts.split(",") if item)
+    return label, kind, options
+
+
+@dataclass(frozen=True)
+class Degradation:
+    label: str
+    describe: str
+    apply: object  # (samples,) -> (samples,)
+
+
+def white_noise(y: np.ndarray, snr_db: float = 10.0) -> np.ndarray:
+    rng = np.random.default_rng(int(np.abs(y[:64]).sum() * 1e6) % (2**32))
+    noise = rng.standard_normal(y.shape).astype(np.float32)
+    scale = np.sqrt(np.mean(y.astype(np.float64) ** 2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return (y + scale * noise).astype(np.float32)
+
+
+DEGRADATIONS = (
+    Degradation("lowpass-4k", "band-limited to 4 kHz (8th-order Butterworth)", lambda y: band_limit(y, 4000, "lowpass", order=8)),
+    Degradation("clipped", "clipped at a quarter of its peak", lambda y: np.clip(y, -0.25 * np.abs(y).max(), 0.25 * np.abs(y).max())),
+    Degradation("white-10dB", "white noise added at 10 dB SNR", white_noise),
+)
+
+
+def degraded_system(base: System, base_folder: Path, d: Degradation) -> System:
+    def run(x: np.ndarray, _folder=base_folder) -> np.ndarray:
+        raise RuntimeError("degraded systems are made from the cached base outputs")  # never called: see degrade_all
+
+    return System(f"{base.label}+{d.label}", f"{base.key}+{d.label}", f"{base.label} output, {d.describe}", run, {})
+
+
+def degrade_all(system: System, base_folder: Path, d: Degradation, rows: list[dict], folder: Path) -> set[str]:
+    """Write the degraded copies of the base system's cached outputs; returns the ids written now."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    timing = load_entries(folder / "timing.json", rows, fresh=False)
+    todo = [r for r in rows if r["id"] not in timing or not (folder / f"{r['id']}.wav").is_file()]
+    for r in todo:
+        y, _ = Q.read_mono(base_folder / f"{r['id']}.wav")
+        sf.write(os.fspath(folder / f"{r['id']}.wav"), np.asarray(d.apply(y), np.float32), RATE, subtype="FLOAT")
+        timing[r["id"]] = {"fp": r["fp"], "seconds": 0.0}
+    if todo:
+        save_json(folder / "timing.json", timing)
+    return {r["id"] for r in todo}
+
+
+def ae_errors(system: System, rows: list[dict], root: Path, folder: Path, qe, redo: set[str]) -> dict:
+    """l2_x (the QE model's reconstruction error) of every output, cached like the VQScores."""
+    path = folder / f"l2x-{qe.weights_sha256[:12]}.json"
+    cache = load_entries(path, rows, fresh=False)
+    todo = [r for r in rows if r["id"] in redo or r["id"] not in cache]
+    for start in range(0, len(todo), 32):
+        chunk = todo[start : start + 32]
+        scores = qe.score([Q.read_mono(output_path(system, r, root, folder))[0] for r in chunk], sr=RATE)
+        for r, s in zip(chunk, scores, strict=True):
+            cache[r["id"]] = {"fp": r["fp"], "l2_x": float(s.l2_x)}
+    if todo:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_json(path, cache)
+    return cache
+
+
+def measure(system: System, rows, root, cache_root, qe, workers) -> dict[str, dict]:
+    """{id: {pesq, stoi, si_sdr, dnsmos_*, vqscore, l2_x}} of one system, computing only what is not cached."""
+    folder = cache_root / system.key
+    print(f"{system.label} ({system.source})", flush=True)
+    _, redo = enhance_all(system, rows, root, folder, False) if system.enhance is not None else (None, set())
+    return collect(system, rows, root, folder, qe, workers, redo)
+
+
+def collect(system, rows, root, folder, qe, workers, redo) -> dict[str, dict]:
+    labels = label_all(system, rows, root, folder, True, workers, False, redo)
+    scores = vqscore_all(system, rows, root, folder, qe, False, redo)
+    errors = ae_errors(system, rows, root, folder, qe, redo)
+    return {r["id"]: {**labels[r["id"]], **scores[r["id"]], **errors[r["id"]]} for r in rows}
+
+
+# ---------------------------------------------------------------- selection
+
+
+def mean(values) -> float | None:
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    return float(x.mean()) if x.size else None
+
+
+def choose(per_member: dict[str, dict[str, dict]], members: list[str], rows: list[dict]) -> dict[str, list[str]]:
+    """selector -> the member picked for each row (ties and NaNs: the first member listed)."""
+    picks = {}
+    for selector, (metric, sign) in SELECTORS.items():
+        chosen = []
+        for r in rows:
+            values = np.array([sign * per_member[m][r["id"]].get(metric, math.nan) for m in members], dtype=np.float64)
+            chosen.append(members[vqscore.selectors.pick(values)])
+        picks[selector] = chosen
+    return picks
+
+
+def summarise_selection(per_member, members, rows, general) -> dict:
+    picks = choose(per_member, members, rows)
+    bands = {}
+    for k, r in enumerate(rows):
+        bands.setdefault(band_of(r), []).append(k)
+    out = {"members": members, "systems": {}, "accuracy": {}, "picked": {}}
+
+    def stats(chosen_of: list[str], index: list[int]) -> dict:
+        return {m: mean(per_member[chosen_of[k]][rows[k]["id"]].get(m) for k in index) for m in METRICS}
+
+    everything = list(range(len(rows)))
+    for m in members:
+        out["systems"][m] = {"overall": stats([m] * len(rows), everything), **{b: stats([m] * len(rows), i)["pesq"] for b, i in bands.items()}}
+    for s, chosen in picks.items():
+        out["systems"][f"select:{s}"] = {"overall": stats(chosen, everything), **{b: stats(chosen, i)["pesq"] for b, i in bands.items()}}
+        out["picked"][s] = {m: chosen.count(m) for m in members}
+    oracle = picks["oracle"]
+    for s in ("vqscore", "dnsmos", "ae-error"):
+        chosen = picks[s]
+        acc = {}
+        for b, index in [("overall", everything), *bands.items()]:
+            agree = [k for k in index if chosen[k] == oracle[k]]
+            lost = [
+                per_member[oracle[k]][rows[k]["id"]]["pesq"] - per_member[chosen[k]][rows[k]["id"]]["pesq"]
+                for k in index
+                if chosen[k] != oracle[k]
+            ]
+            acc[b] = {"accuracy": len(agree) / len(index), "pesq_lost_when_wrong": mean(lost), "n": len(index)}
+        out["accuracy"][s] = acc
+    g = out["systems"][general]["overall"]["pesq"] if general in members else None
+    o = out["systems"]["select:oracle"]["overall"]["pesq"]
+    out["gap_closed"] = {
+        s: (out["systems"][f"select:{s}"]["overall"]["pesq"] - g) / (o - g) if g is not None and o > g else None
+        for s in ("vqscore", "dnsmos", "ae-error")
+    }
+    out["bands"] = [b for b, _ in BANDS if b in bands] + ([N.REAL] if N.REAL in bands else [])
+    return out
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def ranking(systems: list[tuple[System, Path]], per_system: dict[str, dict], rows, root, qe) -> dict:
+    """Mean PESQ, VQScore (through `rank_systems`, the code path of `vqscore rank`) and DNSMOS of every system."""
+    import tempfile
+
+    names = [s.label for s, _ in systems]
+    with tempfile.TemporaryDirectory() as tmp:
+        # each system's outputs for exactly these rows (a cache folder may hold more, from a larger run)
+        folders = []
+        for k, (s, folder) in enumerate(systems):
+            linked = Path(tmp) / str(k)
+            linked.mkdir()
+            for r in rows:
+                (linked / f"{r['id']}.wav").symlink_to(output_path(s, r, root, folder))
+            folders.append(linked)
+        ranked = rank_systems(folders, model_scorer(qe), names=names, resamples=1000, seed=0)
+    by_name = {s.name: s for s in ranked.systems}
+    table = []
+    for name in names:
+        table.append(
+            {
+                "system": name,
+                "pesq": mean(per_system[name][r["id"]]["pesq"] for r in rows),
+                "dnsmos_ovrl": mean(per_system[name][r["id"]].get("dnsmos_ovrl") for r in rows),
+                "vqscore": by_name[name].mean,
+                "vqscore_ci": [by_name[name].ci_low, by_name[name].ci_high],
+            }
+        )
+    pesq = [t["pesq"] for t in table]
+    return {
+        "systems": table,
+        "files": ranked.common,
+        "kendall_tau_vqscore": kendall_tau(pesq, [t["vqscore"] for t in table]),
+        "kendall_tau_dnsmos": kendall_tau(pesq, [t["dnsmos_ovrl"] for t in table]),
+    }
+
+
+# ---------------------------------------------------------------- cost
+
+
+def cost(ensemble: Ensemble, rows: list[dict], root: Path, count: int) -> dict:
+    chosen = pick(rows, count)
+    audio = [Q.read_mono(root / r["noisy"])[0] for r in chosen]
+    ensemble.enhance(audio[0], sr=RATE)  # untimed warm-up
+    members = {m: 0.0 for m in ensemble.member_names}
+    scoring = total = 0.0
+    for x in audio:
+        start = time.perf_counter()
+        sel = ensemble.enhance(x, sr=RATE)
+        total += time.perf_counter() - start
+        scoring += sel.score_seconds
+        for m in sel.members:
+            members[m.member] += m.seconds
+    seconds = sum(len(x) for x in audio) / RATE
+    return {
+        "files": len(audio),
+        "audio_seconds": round(seconds, 2),
+        "total_seconds": round(total, 3),
+        "member_seconds": {m: round(v, 3) for m, v in members.items()},
+        "enhance_seconds": round(sum(members.values()), 3),
+        "score_seconds": round(scoring, 3),
+        "rtf": seconds / total,
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value, digits: int = 2) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def selection_table(sel: dict) -> list[str]:
+    bands = sel["bands"]
+    lines = ["| system | " + " | ".join(SHOWN[m] for m in METRICS) + " | " + " | ".join(f"PESQ {b}" for b in bands) + " |"]
+    lines.append("|---" * (1 + len(METRICS) + len(bands)) + "|")
+    for name, s in sel["systems"].items():
+        cells = [fmt(s["overall"][m], 3 if m in ("pesq", "stoi", "vqscore") else 2) for m in METRICS]
+        cells += [fmt(s.get(b), 3) for b in bands]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def accuracy_table(sel: dict) -> list[str]:
+    cols = ["overall", *sel["bands"]]
+    lines = ["| selector | " + " | ".join(cols) + " |", "|---" * (1 + len(cols)) + "|"]
+    for s, acc in sel["accuracy"].items():
+        cells = [f"{acc[c]['accuracy']:.0%} (−{fmt(acc[c]['pesq_lost_when_wrong'])})" for c in cols]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# Selection and ranking benchmark",
+        "",
+        f"`{result['command']}`",
+        "",
+        f"Set `{result['set']['path']}`: {result['set']['files']} noisy/clean pairs. Ensemble `{result['ensemble']}`; VQScore "
+        f"and reconstruction error by `{result['qe_model']}`. Machine: {result['machine']['cpu_model'] or result['machine']['processor']}, "
+        f"{result['machine']['cpu_count']} CPUs, torch {result['machine']['torch']}.",
+        "",
+    ]
+    for name, sel in result["selections"].items():
+        lines += [
+            f"## Selection among {name}: {', '.join(sel['members'])}",
+            "",
+            "Mean per file; `select:X` keeps, per file, the member selector X prefers; higher is better everywhere.",
+            "",
+            *selection_table(sel),
+            "",
+            "Selection accuracy (agreement with the PESQ oracle) and, in brackets, the mean PESQ lost on the files "
+            "where the pick differs from the oracle's:",
+            "",
+            *accuracy_table(sel),
+            "",
+            f"Share of the general-to-oracle PESQ gap closed (general: `{result['general']}`): "
+            + ", ".join(f"{s} {fmt(v, 2)}" for s, v in sel["gap_closed"].items()),
+            "",
+            "Picks per member: "
+            + "; ".join(f"{s}: " + ", ".join(f"{m} {n}" for m, n in counts.items()) for s, counts in sel["picked"].items()),
+            "",
+        ]
+    rk = result["ranking"]
+    lines += [
+        "## Ranking systems without references",
+        "",
+        f"{len(rk['systems'])} systems on {rk['files']} files. Kendall tau against the PESQ ranking: VQScore "
+        f"(`vqscore rank`) **{rk['kendall_tau_vqscore']:.2f}**, DNSMOS OVRL {rk['kendall_tau_dnsmos']:.2f}.",
+        "",
+        "| system | PESQ | VQScore (95% CI) | DNSMOS OVRL |",
+        "|---|---|---|---|",
+    ]
+    for t in sorted(rk["systems"], key=lambda t: -t["pesq"]):
+        lines.append(
+            f"| {t['system']} | {fmt(t['pesq'], 3)} | {fmt(t['vqscore'], 4)} ({fmt(t['vqscore_ci'][0], 4)}–{fmt(t['vqscore_ci'][1], 4)}) "
+            f"| {fmt(t['dnsmos_ovrl'], 3)} |"
+        )
+    c = result["cost"]
+    lines += [
+        "",
+        "## Cost of a selection",
+        "",
+        f"`Ensemble.enhance` on {c['files']} files ({c['audio_seconds']:.0f} s of audio): {c['total_seconds']:.1f} s in all "
+        f"(RTF {c['rtf']:.1f}), of which the members' enhancements {c['enhance_seconds']:.1f} s and the selector's "
+        f"scoring of the {len(c['member_seconds'])} outputs {c['score_seconds']:.1f} s. Per member: "
+        + ", ".join(f"{m} {v:.1f} s" for m, v in c["member_seconds"].items())
+        + ".",
+        "",
+        "## Systems",
+        "",
+    ]
+    for label, source in result["sources"].items():
+        lines.append(f"- `{label}`: {source}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = next(iter(result["selections"].values()))
+    bands = sel["bands"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(bands))
+    shown_systems = [result["general"], "select:ae-error", "select:dnsmos", "select:vqscore", "select:oracle"]
+    for k, name in enumerate(s for s in shown_systems if s in sel["systems"]):
+        left.bar(x + (k - 2) * 0.16, [sel["systems"][name].get(b) or 0 for b in bands], 0.16, label=name)
+    left.set_xticks(x, bands)
+    left.set_ylabel("mean PESQ (wb)")
+    left.set_title("Enhanced PESQ per input SNR band")
+    left.legend(fontsize=8)
+    for s in ("vqscore", "dnsmos", "ae-error"):
+        right.plot(bands, [sel["accuracy"][s][b]["accuracy"] for b in bands], marker="o", label=s)
+    right.set_ylim(0, 1)
+    right.set_ylabel("agreement with the PESQ oracle")
+    right.set_title("Selection accuracy per input SNR band")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", type=Path, required=True, help="a build_noisy_set.py output folder (manifest.csv)")
+    parser.add_argument("--ensemble", default="default", help="shipped ensemble name or ensemble file (default: default)")
+    parser.add_argument("--general", default="unet-general", help="the member that is the general model")
+    parser.add_argument("--subset", action="append", default=[], metavar="NAME=m1,m2,...", help="also select among these members")
+    parser.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="LABEL=KIND[:OPTION=VALUE,...]",
+        help="an extra system for the ranking (repeat), e.g. stage1=bundle:model=vqscore-se-cleanspeech-stage1",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "selection")
+    parser.add_argument("--max-files", type=int, default=None, help="N files spread evenly over the set (development)")
+    parser.add_argument("--cost-files", type=int, default=20, help="files timed through Ensemble.enhance (default 20)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads while enhancing (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="label processes (default 2)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    root = args.set.resolve()
+    rows = pick(Q.read_manifest(root / "manifest.csv"), args.max_files)
+    for r in rows:
+        r["fp"] = fingerprint(root, r)
+    cache_root = root / "enhanced"
+    spec = EnsembleSpec.read(find_ensemble(args.ensemble))
+    qe = vqscore.load("default")
+    started = time.perf_counter()
+
+    members = [enhancer_system(m.name, m.kind, m.options) for m in spec.members]
+    extra = [enhancer_system(*parse_system(text)) for text in args.system]
+    per_system, folders = {}, {}
+    for s in members + extra:
+        per_system[s.label] = measure(s, rows, root, cache_root, qe, args.workers)
+        folders[s.label] = cache_root / s.key
+    general = next((s for s in members if s.label == args.general), None)
+    degraded = []
+    if general is not None and general.enhance is not None:
+        for d in DEGRADATIONS:
+            s = degraded_system(general, folders[general.label], d)
+            folder = cache_root / s.key
+            print(f"{s.label} ({s.source})", flush=True)
+            redo = degrade_all(s, folders[general.label], d, rows, folder)
+            per_system[s.label] = collect(s, rows, root, folder, qe, args.workers, redo)
+            folders[s.label] = folder
+            degraded.append(s)
+
+    names = [m.name for m in spec.members]
+    subsets = {f"the {spec.name} ensemble": names}
+    for text in args.subset:
+        label, _, listed = text.partition("=")
+        subsets[label] = [m for m in listed.split(",") if m]
+        unknown = sorted(set(subsets[label]) - set(names))
+        if unknown:
+            parser.error(f"--subset {label}: {unknown} are not members of {spec.name}")
+    selections = {
+        label: summarise_selection({m: per_system[m] for m in subset}, subset, rows, args.general)
+        for label, subset in subsets.items()
+    }
+    ranked_systems = [(s, folders[s.label]) for s in members + extra + degraded]
+    rank = ranking(ranked_systems, per_system, rows, root, qe)
+    ensemble = Ensemble(spec)
+    timing = cost(ensemble, rows, root, args.cost_files)
+
+    script = shown(sys.argv[0]) if argv is None else "benchmarks/selection.py"
+    result = {
+        "command": shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
+        "set": {"path": shown(root), "files": len(rows)},
+        "ensemble": spec.name,
+        "ensemble_definition": spec.to_dict(),
+        "general": args.general,
+        "qe_model": qe.tag,
+        "machine": machine(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "selections": selections,
+        "ranking": rank,
+        "cost": timing,
+        "sources": {s.label: s.source for s, _ in ranked_systems},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "results.md").write_text(markdown(result))
+    plot(result, args.out / "selection.png")
+    print(f"wrote {args.out / 'results.md'} ({result['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The U-Net recipe: on-the-fly mixtures (conditions as data, SNR in range, deterministic for any number of workers,
+held-out speakers never used, reverberant targets), the specialist configs stacked on general.yaml, and a smoke run
+of tiny.yaml that trains, validates by enhancement, exports a "unet" bundle and resumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+pytest.importorskip("lightning")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recipes.common.mixing import power  # noqa: E402
+from recipes.common.mixtures import expand_conditions  # noqa: E402
+from recipes.unet.data import MixtureDataModule  # noqa: E402
+from recipes.unet.train import main  # noqa: E402
+from tests.test_recipe_qe import harmonic, write_clean_corpus  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+SPECIALISTS = {
+    "noise-low": (["noise:*"], [-5.0, 7.5]),
+    "noise-high": (["noise:*"], [7.5, 20.0]),
+    "babble-low": (["babble"], [-5.0, 7.5]),
+    "babble-high": (["babble"], [7.5, 20.0]),
+}
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> dict[str, Path]:
+    """Clean speech of two speakers, two noise folders, one RIR, a paired noisy validation set."""
+    rng = np.random.default_rng(0)
+    clean = write_clean_corpus(tmp_path / "clean", rng)
+    noise = tmp_path / "noise"
+    (noise / "hum").mkdir(parents=True)
+    (noise / "white").mkdir()
+    t = np.arange(4000) / 16000
+    sf.write(
+        noise / "hum" / "h.flac",
+        (0.1 * np.sin(2 * np.pi * 120 * t) + 0.05 * np.sin(2 * np.pi * 360 * t)).astype(np.float32),
+        16000,
+    )
+    sf.write(noise / "white" / "w.flac", (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    (tmp_path / "rir").mkdir()
+    decay = np.exp(-np.arange(3200) / 600.0) * rng.standard_normal(3200)
+    decay[40] = 3.0  # the direct path
+    sf.write(tmp_path / "rir" / "room.flac", decay.astype(np.float32), 16000)
+    pairs = tmp_path / "noisy-val"
+    for sub in ("noisy", "clean"):
+        (pairs / sub).mkdir(parents=True)
+    rows = []
+    for i, level in enumerate([0.02, 0.1]):
+        reference = harmonic(1.5, 140 + 20 * i, rng)
+        sf.write(pairs / "clean" / f"p{i}.wav", reference, 16000)
+        sf.write(
+            pairs / "noisy" / f"p{i}.wav", reference + level * rng.standard_normal(reference.shape).astype(np.float32), 16000
+        )
+        rows.append({"id": f"p{i}", "noisy": f"noisy/p{i}.wav", "clean": f"clean/p{i}.wav"})
+    with open(pairs / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "noisy", "clean"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return {"clean": clean, "noise": noise, "rir": tmp_path / "rir", "manifest": pairs / "manifest.csv"}
+
+
+def datamodule(corpus: dict[str, Path], **options) -> MixtureDataModule:
+    settings = dict(
+        sources=[str(corpus["clean"])],
+        noise_root=str(corpus["noise"]),
+        rir_root=str(corpus["rir"]),
+        conditions=["noise:*", "babble"],
+        snr_range=(0.0, 10.0),
+        crop_seconds=0.5,
+        batch_size=4,
+        num_workers=0,
+        total_samples=64,
+        seed=3,
+    )
+    settings.update(options)
+    dm = MixtureDataModule(**settings)
+    dm.setup("fit")
+    return dm
+
+
+def test_conditions_expand_from_data(corpus):
+    root = corpus["noise"]
+    assert expand_conditions(["noise:*", "babble"], root) == ["noise:hum", "noise:white", "babble"]
+    assert expand_conditions(["noise:white", "noise:*"], root) == ["noise:white", "noise:hum"]
+    with pytest.raises(ValueError, match="unknown condition 'music'"):
+        expand_conditions(["music"], root)
+    with pytest.raises(ValueError, match="condition 'noise:rain': no folder"):
+        expand_conditions(["noise:rain"], root)
+
+
+def test_mixtures_are_deterministic_for_any_number_of_workers(corpus):
+    dm = datamodule(corpus, rir_prob=0.5)
+    pairs = dm.train_dataloader().dataset
+    for i in (0, 5):
+        a, b = pairs[i], pairs[i]
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(pairs[0][0], pairs[1][0])
+    alone = [batch for batch, _ in zip(dm.train_dataloader(), range(3), strict=False)]
+    dm.hparams.num_workers = 2
+    workers = [batch for batch, _ in zip(dm.train_dataloader(), range(3), strict=False)]
+    for (n1, c1), (n2, c2) in zip(alone, workers, strict=True):
+        assert n1.shape == (4, 8000) and torch.equal(n1, n2) and torch.equal(c1, c2)
+
+
+def test_a_resumed_run_continues_the_sequence_of_pairs(corpus):
+    dm = datamodule(corpus)
+    fresh = dm.train_dataloader().dataset
+    dm.trainer = SimpleNamespace(global_step=2)  # restored by Lightning before it asks for the data
+    resumed = dm.train_dataloader().dataset
+    assert len(resumed) == len(fresh) - 8
+    assert all(torch.equal(x, y) for x, y in zip(resumed[0], fresh[8], strict=True))
+
+
+@pytest.mark.parametrize("conditions", [["noise:*"], ["babble"]])
+def test_snr_is_in_range_and_level_is_bounded(corpus, conditions):
+    pairs = datamodule(corpus, conditions=conditions, snr_range=(7.5, 20.0)).train_dataloader().dataset
+    for i in range(16):
+        noisy, clean = (x.numpy().astype(np.float64) for x in pairs[i])
+        snr = 10 * np.log10(power(clean) / power(noisy - clean))
+        assert 7.5 - 0.05 <= snr <= 20.0 + 0.05
+        assert max(np.abs(noisy).max(), np.abs(clean).max()) <= 0.99 + 1e-6
+
+
+def test_reverberant_target(corpus):
+    """With rir_prob 1 the target is the reverberated crop (not the dry one) and the noisy is built on it."""
+    wet = datamodule(corpus, conditions=["noise:white"], snr_range=(80.0, 80.0), rir_prob=1.0).train_dataloader().dataset
+    dry = datamodule(corpus, conditions=["noise:white"], snr_range=(80.0, 80.0), rir_prob=0.0).train_dataloader().dataset
+    noisy, target = (x.numpy() for x in wet[0])
+    _, dry_target = (x.numpy() for x in dry[0])
+    np.testing.assert_allclose(noisy, target, atol=1e-3 * np.abs(target).max())
+    correlation = np.dot(target, dry_target) / (np.linalg.norm(target) * np.linalg.norm(dry_target))
+    assert 0.1 < correlation < 0.99  # the same crop, reverberated
+
+
+def test_heldout_speakers_are_never_mixed_in(corpus, tmp_path):
+    rng = np.random.default_rng(1)
+    (corpus["clean"] / "spk3").mkdir()
+    sf.write(corpus["clean"] / "spk3" / "u0.flac", harmonic(1.5, 200, rng), 16000)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"toy": {"train": ["spk1", "spk2"], "val": ["spk3"], "test": []}}))
+    dm = datamodule(corpus, speaker_split=str(split))
+    assert sorted(set(dm.speakers)) == ["spk1", "spk2"] and len(dm.waves) == 6  # babble draws from these only
+    with pytest.raises(ValueError, match="babble needs clean speech of at least two speakers"):
+        datamodule(corpus, speaker_split=str(split), sources=[str(corpus["clean"] / "spk1")]).train_dataloader()
+
+
+def printed_config(capsys, *configs: str) -> dict:
+    with pytest.raises(SystemExit) as info:
+        main(["fit", *(a for c in configs for a in ("--config", str(ROOT / "recipes/unet" / c))), "--print_config"])
+    assert info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_specialists_stack_on_general(capsys):
+    general = printed_config(capsys, "general.yaml")
+    assert general["data"]["conditions"] == ["noise:*", "babble"] and general["data"]["snr_range"] == [-5.0, 20.0]
+    assert general["data"]["rir_prob"] == 0.2
+    export = general["trainer"]["callbacks"][-1]["init_args"]
+    assert (export["name"], export["version"]) == ("vqscore-unet-general", "1.0.0")
+    for name, (conditions, snr_range) in SPECIALISTS.items():
+        config = printed_config(capsys, "general.yaml", f"{name}.yaml")
+        assert config["data"]["conditions"] == conditions and config["data"]["snr_range"] == snr_range
+        assert config["data"]["rir_prob"] == 0.2 and config["trainer"]["max_steps"] == general["trainer"]["max_steps"]
+        assert config["trainer"]["default_root_dir"] == f"runs/unet-{name}"
+        callbacks = config["trainer"]["callbacks"]
+        assert callbacks[1]["init_args"]["every_n_train_steps"] == 100
+        assert callbacks[-1]["init_args"]["name"] == f"vqscore-unet-{name}"
+        assert callbacks[-1]["init_args"]["directory"] == f"runs/unet-{name}/bundle"
+
+
+@pytest.mark.skipif(not (DATA / "noise").is_dir(), reason="shared data (../shared/data) not available")
+def test_shared_noise_folders_are_the_conditions():
+    dm = MixtureDataModule(
+        sources=[str(DATA / "clean" / "an4" / "train")],
+        speaker_split=str(ROOT / "splits" / "speakers.json"),
+        noise_root=str(DATA / "noise"),
+        rir_root=str(DATA / "rir"),
+        conditions=["noise:*", "babble"],
+        rir_prob=0.2,
+        crop_seconds=1.0,
+        max_files=40,
+        total_samples=8,
+    )
+    dm.setup("fit")
+    assert dm.summary["conditions"] == [f"noise:{d.name}" for d in sorted((DATA / "noise").iterdir()) if d.is_dir()] + [
+        "babble"
+    ]
+    assert dm.summary["rirs"] == len([p for p in (DATA / "rir").rglob("*.flac")])
+    noisy, clean = dm.train_dataloader().dataset[0]
+    assert noisy.shape == clean.shape == (16000,)
+
+
+def tiny_args(corpus: dict[str, Path], run: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(ROOT / "recipes/unet/tiny.yaml"),
+        f"--data.sources=[{corpus['clean']}]",
+        f"--data.noise_root={corpus['noise']}",
+        f"--data.rir_root={corpus['rir']}",
+        f"--data.noisy_manifest={corpus['manifest']}",
+        "--model.score_model=" + str(run.parent / "qe.json"),
+        f"--trainer.default_root_dir={run}",
+        f"--trainer.logger.init_args.save_dir={run}",
+        f"--trainer.callbacks.init_args.directory={run / 'bundle'}",
+        *extra,
+    ]
+
+
+def test_tiny_unet_recipe_trains_exports_and_resumes(corpus, tmp_path):
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    from tests.helpers import tiny_network
+    from vqscore.bundle import save_bundle
+    from vqscore.enhancers import EnhancerSpec, build_enhancer
+
+    save_bundle(tiny_network("qe"), tmp_path, "qe", "0.0.1", {"source": "test"})
+    run = tmp_path / "run"
+    main(tiny_args(corpus, run))
+    bundle = run / "bundle" / "tiny-unet.json"
+    info = json.loads(bundle.read_text())
+    assert info["model"]["kind"] == "unet" and info["model"]["channels"] == [4, 8]
+    assert info["training"]["best"]["monitor"] == "val/pesq" and info["training"]["steps_total"] == 4
+    assert info["training"]["data"]["conditions"] == ["noise:hum", "noise:white", "babble"]
+    metrics = next(run.rglob("metrics.csv")).read_text()
+    assert "val/pesq_gain" in metrics and "val/vqscore" in metrics and "train/magnitude" in metrics
+
+    latest = next(run.rglob("latest-*.ckpt"))
+    main(tiny_args(corpus, run, "--trainer.max_steps=6", f"--ckpt_path={latest}"))
+    assert json.loads(bundle.read_text())["training"]["steps_total"] == 6
+    enhancer = build_enhancer(EnhancerSpec("bundle", {"model": str(bundle)}))
+    assert enhancer.name == "tiny-unet@0.0.1"
+    noisy = sf.read(corpus["manifest"].parent / "noisy" / "p0.wav", dtype="float32")[0]
+    enhanced = enhancer.enhance(noisy)
+    assert enhanced.shape == noisy.shape and np.isfinite(enhanced).all()
