@@ -89,7 +89,10 @@ def bundle_system(spec: str) -> System:
         raise SystemExit(f"--model {spec}: {exc}") from None
     label = label or enhancer.name.rpartition("@")[0] or enhancer.name
     source = shown(target) if Path(target).exists() else target
-    return System(label, f"{label}-{enhancer.weights_sha256[:12]}", source, enhancer.enhance, {"tag": enhancer.tag})
+    # the model config too: bundles that share weights may enhance differently (SEConfig.resynthesis)
+    config = json.dumps(getattr(getattr(enhancer, "model", None), "network", getattr(enhancer, "network", None)).config.to_dict(), sort_keys=True)
+    key = f"{label}-{enhancer.weights_sha256[:12]}-{hashlib.sha1(config.encode()).hexdigest()[:6]}"
+    return System(label, key, source, enhancer.enhance, {"tag": enhancer.tag})
 
 
 def peer_system(peer: str, threads: int) -> System:

@@ -83,7 +83,8 @@ def member_key(name: str, kind: str, options: dict) -> str:
     """Cache folder of a member: its definition and, for bundles, the weights' hash (a retrained bundle is new)."""
     definition = json.dumps({"kind": kind, "options": options}, sort_keys=True)
     if kind == "bundle":
-        definition += find_info(str(options.get("model", "default-se"))).sha256
+        info = find_info(str(options.get("model", "default-se")))
+        definition += info.sha256 + json.dumps(info.model, sort_keys=True)  # shared weights may enhance differently
     return f"{name}-{hashlib.sha1(definition.encode()).hexdigest()[:10]}"
 
 
