@@ -209,17 +209,9 @@ def describe_data(training: dict) -> str:
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     policy = enhance_policy(args)
-    if args.rate is not None and not 1000 <= args.rate <= 768_000:
-        raise UsageError(f"--rate {args.rate}: expected a sample rate in Hz between 1000 and 768000")
     if args.batch_frames is not None and args.batch_frames < 1:
         raise UsageError("--batch-frames must be positive")
-    outdir = Path(args.outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise UsageError(f"-o {outdir}: is a file, not a folder")
-    try:
-        outputs = plan_outputs(list(walk_sources(args.paths, audio_extensions())), outdir)
-    except OutputPlanError as exc:
-        raise UsageError(str(exc)) from None
+    outdir, outputs = plan_output_tree(args)
     files = list(outputs)
     if not files:
         print("vqscore enhance: no audio files found under the given paths", file=sys.stderr)
@@ -259,6 +251,20 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if failed else 0
+
+
+def plan_output_tree(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """The checks and output plan shared by the commands that write audio (`enhance`, `select`): --rate in range,
+    -o a folder, input path -> output path (`enhance_files.plan_outputs`)."""
+    if args.rate is not None and not 1000 <= args.rate <= 768_000:
+        raise UsageError(f"--rate {args.rate}: expected a sample rate in Hz between 1000 and 768000")
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"-o {outdir}: is a file, not a folder")
+    try:
+        return outdir, plan_outputs(list(walk_sources(args.paths, audio_extensions())), outdir)
+    except OutputPlanError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def enhance_policy(args: argparse.Namespace) -> EnhancePolicy:

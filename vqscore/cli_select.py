@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio import AudioError, audio_extensions, load_audio
-from .cli import UsageError
-from .enhance_files import DEFAULT_SUBTYPE, FILE_ERRORS, SUBTYPES, OutputPlanError, plan_outputs, write_output
+from .audio import AudioError, load_audio
+from .cli import plan_output_tree
+from .enhance_files import DEFAULT_SUBTYPE, FILE_ERRORS, SUBTYPES, write_output
 from .ensemble import Ensemble, EnsembleError
 from .results import ResultsFile, Stamp
-from .walk import walk_sources
 
 MIN_SAMPLES = 512  # one STFT window of the members' 16 kHz front ends
 MAX_SECONDS = 600.0  # every member's output is held in memory until the pick: K x 10 min x 64 kB/s stays small
@@ -75,15 +74,7 @@ def select_file(ensemble: Ensemble, path: str, output: str, rate: int | None, su
 
 
 def cmd_select(args: argparse.Namespace) -> int:
-    if args.rate is not None and not 1000 <= args.rate <= 768_000:
-        raise UsageError(f"--rate {args.rate}: expected a sample rate in Hz between 1000 and 768000")
-    outdir = Path(args.outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise UsageError(f"-o {outdir}: is a file, not a folder")
-    try:
-        outputs = plan_outputs(list(walk_sources(args.paths, audio_extensions())), outdir)
-    except OutputPlanError as exc:
-        raise UsageError(str(exc)) from None
+    outdir, outputs = plan_output_tree(args)
     files = list(outputs)
     if not files:
         print("vqscore select: no audio files found under the given paths", file=sys.stderr)

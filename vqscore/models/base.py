@@ -15,6 +15,18 @@ from ..features import StftConfig
 from ..quantizer import Quantized, VectorQuantizer
 
 
+def config_record(cls, data: dict, tuples: tuple[str, ...] = ()):
+    """A frozen config dataclass from its JSON dict: unknown fields refused by name, JSON lists back to tuples."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    values = dict(data)
+    for name in tuples:
+        if name in values:
+            values[name] = tuple(values[name])
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class VQVAEConfig:
     """Hyper-parameters shared by both model kinds; each kind's subclass fixes its defaults."""
@@ -35,14 +47,7 @@ class VQVAEConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> VQVAEConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        values = dict(data)
-        if "widths" in values:
-            values["widths"] = tuple(values["widths"])
-        return cls(**values)
+        return config_record(cls, data, tuples=("widths",))
 
 
 def padding_mask(frames: torch.Tensor | None, max_frames: int, device: torch.device) -> torch.Tensor | None:

@@ -9,13 +9,14 @@ multiple and the mask cropped back.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..features import StftConfig, apply_transform, complex_stft, magnitude_from_complex, make_window
+from .base import config_record
 
 UNET_FEATURES = StftConfig(n_fft=512, win_length=512, hop_length=128, window="hann", transform="log1p")
 
@@ -51,14 +52,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        values = dict(data)
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
-        return cls(**values)
+        return config_record(cls, data, tuples=("channels",))
 
 
 class ConvBlock(nn.Sequential):
