@@ -445,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL=KIND[:OPTION=VALUE,...]",
         help="an extra system for the ranking (repeat), e.g. stage1=bundle:model=vqscore-se-cleanspeech-stage1",
     )
+    parser.add_argument(
+        "--degradations",
+        default=",".join(d.label for d in DEGRADATIONS),
+        help=f"degraded variants of the general model for the ranking, among {', '.join(d.label for d in DEGRADATIONS)} (default all)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "selection")
     parser.add_argument("--max-files", type=int, default=None, help="N files spread evenly over the set (development)")
     parser.add_argument("--cost-files", type=int, default=20, help="files timed through Ensemble.enhance (default 20)")
@@ -471,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     general = next((s for s in members if s.label == args.general), None)
     degraded = []
     if general is not None and general.enhance is not None:
-        for d in DEGRADATIONS:
+        for d in (d for d in DEGRADATIONS if d.label in args.degradations.split(",")):
             s = degraded_system(general, folders[general.label], d)
             folder = cache_root / s.key
             print(f"{s.label} ({s.source})", flush=True)

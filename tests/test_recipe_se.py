@@ -101,3 +101,20 @@ def test_tiny_se_recipe_both_stages(corpus, tmp_path):
     assert "ce_perturbed" in next(stage2.rglob("metrics.csv")).read_text()
     enhanced = vqscore.load(stage2 / "bundle" / "tiny-se.json").enhance(str(manifest.parent / "noisy" / "p0.wav"))
     assert enhanced.shape == (24000,) and np.isfinite(enhanced).all()
+
+
+def test_resynthesis_derives_a_new_version_sharing_the_weights(tmp_path):
+    from recipes.se.resynthesis import derive
+    from tests.helpers import tiny_network
+    from vqscore.bundle import load_bundle, save_bundle
+
+    source = save_bundle(tiny_network("se"), tmp_path, "tiny-se", "1.0.0", {"source": "test"}, json_name="tiny-se-1.0.0.json")
+    derived = derive(str(source), str(tmp_path), "mask", 0.75, "1.1.0")
+    network, info = load_bundle(derived)
+    original, before = load_bundle(source)
+    assert (info.version, network.config.resynthesis, network.config.mask_exponent) == ("1.1.0", "mask", 0.75)
+    assert info.weights == before.weights and len(list(tmp_path.glob("*.safetensors"))) == 1
+    assert "tiny-se@1.0.0: same weights, resynthesis mask, mask exponent 0.75" == info.training["derived_from"]
+    assert derived.with_suffix(".md").is_file()
+    with pytest.raises(ValueError, match="unknown resynthesis 'phase'"):
+        derive(str(source), str(tmp_path / "x"), "phase", 1.0, "1.2.0")
