@@ -89,10 +89,17 @@ def bundle_system(spec: str) -> System:
         raise SystemExit(f"--model {spec}: {exc}") from None
     label = label or enhancer.name.rpartition("@")[0] or enhancer.name
     source = shown(target) if Path(target).exists() else target
-    # the model config too: bundles that share weights may enhance differently (SEConfig.resynthesis)
-    config = json.dumps(getattr(getattr(enhancer, "model", None), "network", getattr(enhancer, "network", None)).config.to_dict(), sort_keys=True)
-    key = f"{label}-{enhancer.weights_sha256[:12]}-{hashlib.sha1(config.encode()).hexdigest()[:6]}"
-    return System(label, key, source, enhancer.enhance, {"tag": enhancer.tag})
+    return System(label, f"{label}-{weights_fingerprint(enhancer)}", source, enhancer.enhance, {"tag": enhancer.tag})
+
+
+def weights_fingerprint(enhancer) -> str:
+    """Which weights and model config make an enhancer's outputs, for cache keys ('' without weights): bundles
+    that share weights may still enhance differently (`SEConfig.resynthesis`)."""
+    network = enhancer.model.network if hasattr(enhancer, "model") else getattr(enhancer, "network", None)
+    if network is None:
+        return ""
+    config = json.dumps(network.config.to_dict(), sort_keys=True)
+    return f"{enhancer.weights_sha256[:12]}-{hashlib.sha1(config.encode()).hexdigest()[:6]}"
 
 
 def peer_system(peer: str, threads: int) -> System:

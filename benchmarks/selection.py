@@ -60,12 +60,12 @@ from benchmarks.enhance import (  # noqa: E402
     pick,
     save_json,
     vqscore_all,
+    weights_fingerprint,
 )
 from benchmarks.speed import machine, shown  # noqa: E402
 from recipes.common.mixing import band_limit  # noqa: E402
 from vqscore.enhancers import build_enhancer  # noqa: E402
 from vqscore.enhancers.base import EnhancerSpec  # noqa: E402
-from vqscore.enhancers.bundle import find_info  # noqa: E402
 from vqscore.ensemble import Ensemble, EnsembleSpec, find_ensemble  # noqa: E402
 from vqscore.ranking import model_scorer, rank_systems  # noqa: E402
 
@@ -79,19 +79,13 @@ SELECTORS = {"vqscore": ("vqscore", 1.0), "dnsmos": ("dnsmos_ovrl", 1.0), "ae-er
 # ---------------------------------------------------------------- systems
 
 
-def member_key(name: str, kind: str, options: dict) -> str:
-    """Cache folder of a member: its definition and, for bundles, the weights' hash (a retrained bundle is new)."""
-    definition = json.dumps({"kind": kind, "options": options}, sort_keys=True)
-    if kind == "bundle":
-        info = find_info(str(options.get("model", "default-se")))
-        definition += info.sha256 + json.dumps(info.model, sort_keys=True)  # shared weights may enhance differently
-    return f"{name}-{hashlib.sha1(definition.encode()).hexdigest()[:10]}"
-
-
 def enhancer_system(name: str, kind: str, options: dict) -> System:
+    """A member as a benchmark system, cached under its name and a hash of its definition and weights."""
     enhancer = build_enhancer(EnhancerSpec(kind, options))
+    definition = json.dumps({"kind": kind, "options": options}, sort_keys=True) + weights_fingerprint(enhancer)
+    key = f"{name}-{hashlib.sha1(definition.encode()).hexdigest()[:10]}"
     run = None if kind == "passthrough" else enhancer.enhance  # the noisy files themselves
-    return System(name, member_key(name, kind, options), enhancer.name, run, {"kind": kind, **options})
+    return System(name, key, enhancer.name, run, {"kind": kind, **options})
 
 
 def parse_system(text: str) -> tuple[str, str, dict]:
@@ -123,8 +117,8 @@ DEGRADATIONS = (
 )
 
 
-def degraded_system(base: System, base_folder: Path, d: Degradation) -> System:
-    def run(x: np.ndarray, _folder=base_folder) -> np.ndarray:
+def degraded_system(base: System, d: Degradation) -> System:
+    def run(x: np.ndarray) -> np.ndarray:
         raise RuntimeError("degraded systems are made from the cached base outputs")  # never called: see degrade_all
 
     return System(f"{base.label}+{d.label}", f"{base.key}+{d.label}", f"{base.label} output, {d.describe}", run, {})
@@ -477,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     degraded = []
     if general is not None and general.enhance is not None:
         for d in (d for d in DEGRADATIONS if d.label in args.degradations.split(",")):
-            s = degraded_system(general, folders[general.label], d)
+            s = degraded_system(general, d)
             folder = cache_root / s.key
             print(f"{s.label} ({s.source})", flush=True)
             redo = degrade_all(s, folders[general.label], d, rows, folder)

@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from .audio import AudioError, load_audio
 from .cli import plan_output_tree
-from .enhance_files import DEFAULT_SUBTYPE, FILE_ERRORS, SUBTYPES, write_output
+from .enhance_files import DEFAULT_SUBTYPE, FILE_ERRORS, SUBTYPES, silence_error, write_output
 from .ensemble import Ensemble, EnsembleError
 from .results import ResultsFile, Stamp
+from .scoring import check_length
 
 MIN_SAMPLES = 512  # one STFT window of the members' 16 kHz front ends
 MAX_SECONDS = 600.0  # every member's output is held in memory until the pick: K x 10 min x 64 kB/s stays small
@@ -54,14 +55,13 @@ def select_file(ensemble: Ensemble, path: str, output: str, rate: int | None, su
     try:
         audio = load_audio(path)
         row.update(duration_s=audio.duration_s, sample_rate=audio.source_rate, channels=audio.source_channels)
-        if audio.samples.shape[0] < MIN_SAMPLES:
-            raise AudioError(f"{path}: too short ({audio.samples.shape[0]} samples at 16 kHz; at least {MIN_SAMPLES})")
+        check_length(audio.samples, MIN_SAMPLES, path)
         if audio.duration_s > max_seconds:
             raise AudioError(
                 f"{path}: {audio.duration_s:.0f} s is longer than --max-seconds {max_seconds:g}; split it or raise the limit"
             )
         if not np.any(audio.samples):
-            raise AudioError(f"{path}: digital silence (every sample is 0); nothing to select")
+            raise silence_error(path)
         outputs, seconds = ensemble.run_members(audio.samples, path)
         selection = ensemble.select(outputs, seconds, name=path)
         write_output([selection.audio], output, rate or audio.source_rate, subtype)
