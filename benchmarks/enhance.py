@@ -202,7 +202,7 @@ def label_all(
 
 
 def vqscore_all(system: System, rows: list[dict], root: Path, folder: Path, qe, fresh: bool, redo: set[str]) -> dict:
-    path = folder / f"vqscore-{qe.weights_sha256[:12]}.json"
+    path = folder / f"vqscore-{qe.weights_sha256[:12]}-{qe.pooling}.json"
     cache = load_entries(path, rows, fresh)
     todo = [r for r in rows if r["id"] in redo or r["id"] not in cache]
     for start in range(0, len(todo), VQSCORE_BATCH):

@@ -28,6 +28,7 @@ members' enhancements and the selector's scoring separately.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -156,22 +157,31 @@ def ae_errors(system: System, rows: list[dict], root: Path, folder: Path, qe, re
     return cache
 
 
-def measure(system: System, rows, root, cache_root, qe, workers) -> dict[str, dict]:
-    """{id: {pesq, stoi, si_sdr, dnsmos_*, vqscore, l2_x}} of one system, computing only what is not cached."""
+def measure(system: System, rows, root, cache_root, qe, selector_qe, workers) -> dict[str, dict]:
+    """{id: {pesq, stoi, si_sdr, dnsmos_*, vqscore, l2_x}} of one system, computing only what is not cached;
+    vqscore by `selector_qe` (the ensemble's selector: its model and pooling), l2_x by `qe`."""
     folder = cache_root / system.key
     print(f"{system.label} ({system.source})", flush=True)
     _, redo = enhance_all(system, rows, root, folder, False) if system.enhance is not None else (None, set())
-    return collect(system, rows, root, folder, qe, workers, redo)
+    return collect(system, rows, root, folder, qe, selector_qe, workers, redo)
 
 
-def collect(system, rows, root, folder, qe, workers, redo) -> dict[str, dict]:
+def collect(system, rows, root, folder, qe, selector_qe, workers, redo) -> dict[str, dict]:
     labels = label_all(system, rows, root, folder, True, workers, False, redo)
-    scores = vqscore_all(system, rows, root, folder, qe, False, redo)
+    scores = vqscore_all(system, rows, root, folder, selector_qe, False, redo)
     errors = ae_errors(system, rows, root, folder, qe, redo)
     return {r["id"]: {**labels[r["id"]], **scores[r["id"]], **errors[r["id"]]} for r in rows}
 
 
 # ---------------------------------------------------------------- selection
+
+
+def selector_model(spec: EnsembleSpec) -> vqscore.Model:
+    """The model whose VQScores the `vqscore` selector compares: the ensemble's own when it selects by VQScore
+    (its model and pooling), else the default."""
+    options = spec.selector.options if spec.selector.kind == "vqscore" else {}
+    model = vqscore.load(options.get("model", "default"))
+    return model.with_pooling(options["pooling"]) if options.get("pooling") else model
 
 
 def mean(values) -> float | None:
@@ -228,6 +238,31 @@ def summarise_selection(per_member, members, rows, general) -> dict:
     }
     out["bands"] = [b for b, _ in BANDS if b in bands] + ([N.REAL] if N.REAL in bands else [])
     return out
+
+
+def selected_pesq(per_member: dict[str, dict[str, dict]], members: list[str], rows: list[dict]) -> float:
+    """Mean PESQ of the VQScore selector's picks among `members`."""
+    chosen = choose(per_member, members, rows)["vqscore"]
+    return mean(per_member[m][r["id"]]["pesq"] for m, r in zip(chosen, rows, strict=True))
+
+
+def prune(per_member: dict[str, dict[str, dict]], members: list[str], rows: list[dict], keep: str, tolerance: float) -> dict:
+    """Backward elimination of members (never `keep`, the general model): drop, one at a time, the member whose
+    removal leaves the highest VQScore-selection PESQ, while that stays within `tolerance` of the best reached so far
+    (each member costs one enhancement per file, so a member that buys less than the tolerance goes). Meant for a
+    validation set: the kept members define the shipped ensemble, the test set only reports."""
+    current = list(members)
+    best = selected_pesq(per_member, current, rows)
+    steps = [{"dropped": None, "members": list(current), "pesq": best}]
+    while len(current) > 2:
+        candidates = [(selected_pesq(per_member, [m for m in current if m != x], rows), x) for x in current if x != keep]
+        value, dropped = max(candidates)
+        if value < best - tolerance:
+            break
+        current.remove(dropped)
+        best = max(best, value)
+        steps.append({"dropped": dropped, "members": list(current), "pesq": value})
+    return {"tolerance": tolerance, "keep": keep, "steps": steps, "members": current}
 
 
 # ---------------------------------------------------------------- ranking
@@ -361,6 +396,16 @@ def markdown(result: dict) -> str:
             + "; ".join(f"{s}: " + ", ".join(f"{m} {n}" for m, n in counts.items()) for s, counts in sel["picked"].items()),
             "",
         ]
+    if result.get("pruned"):
+        pr = result["pruned"]
+        lines += [
+            f"## Pruning the members (backward elimination, tolerance {pr['tolerance']:g} PESQ)",
+            "",
+            "Mean PESQ of the VQScore selection as members are dropped (the general model always stays): "
+            + "; ".join(f"{'all' if st['dropped'] is None else '- ' + st['dropped']}: {st['pesq']:.3f}" for st in pr["steps"])
+            + f". Kept: {', '.join(pr['members'])} (written to `pruned.json`).",
+            "",
+        ]
     rk = result["ranking"]
     lines += [
         "## Ranking systems without references",
@@ -381,7 +426,7 @@ def markdown(result: dict) -> str:
         "",
         "## Cost of a selection",
         "",
-        f"`Ensemble.enhance` on {c['files']} files ({c['audio_seconds']:.0f} s of audio): {c['total_seconds']:.1f} s in all "
+        f"`Ensemble.enhance` of `{c.get('ensemble', result['ensemble'])}` on {c['files']} files ({c['audio_seconds']:.0f} s of audio): {c['total_seconds']:.1f} s in all "
         f"(RTF {c['rtf']:.1f}), of which the members' enhancements {c['enhance_seconds']:.1f} s and the selector's "
         f"scoring of the {len(c['member_seconds'])} outputs {c['score_seconds']:.1f} s. Per member: "
         + ", ".join(f"{m} {v:.1f} s" for m, v in c["member_seconds"].items())
@@ -444,6 +489,19 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(d.label for d in DEGRADATIONS),
         help=f"degraded variants of the general model for the ranking, among {', '.join(d.label for d in DEGRADATIONS)} (default all)",
     )
+    parser.add_argument(
+        "--selector-pooling",
+        choices=vqscore.pooling.POOLINGS,
+        help="pool the VQScore selector's frames this way instead of as the ensemble file says (validation sweeps)",
+    )
+    parser.add_argument(
+        "--prune",
+        type=float,
+        metavar="TOLERANCE",
+        help="also drop members while the VQScore selection's mean PESQ stays within TOLERANCE of its best; writes "
+        "OUT/pruned.json, the ensemble of the kept members (run it on a validation set)",
+    )
+    parser.add_argument("--cost-ensemble", help="time this ensemble (name or file) instead of --ensemble")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "selection")
     parser.add_argument("--max-files", type=int, default=None, help="N files spread evenly over the set (development)")
     parser.add_argument("--cost-files", type=int, default=20, help="files timed through Ensemble.enhance (default 20)")
@@ -458,14 +516,21 @@ def main(argv: list[str] | None = None) -> int:
         r["fp"] = fingerprint(root, r)
     cache_root = root / "enhanced"
     spec = EnsembleSpec.read(find_ensemble(args.ensemble))
+    if args.selector_pooling:
+        if spec.selector.kind != "vqscore":
+            parser.error(f"--selector-pooling: the selector of {spec.name} is {spec.selector.kind!r}, not 'vqscore'")
+        spec = dataclasses.replace(
+            spec, selector=dataclasses.replace(spec.selector, options={**spec.selector.options, "pooling": args.selector_pooling})
+        )
     qe = vqscore.load("default")
+    selector_qe = selector_model(spec)
     started = time.perf_counter()
 
     members = [enhancer_system(m.name, m.kind, m.options) for m in spec.members]
     extra = [enhancer_system(*parse_system(text)) for text in args.system]
     per_system, folders = {}, {}
     for s in members + extra:
-        per_system[s.label] = measure(s, rows, root, cache_root, qe, args.workers)
+        per_system[s.label] = measure(s, rows, root, cache_root, qe, selector_qe, args.workers)
         folders[s.label] = cache_root / s.key
     general = next((s for s in members if s.label == args.general), None)
     degraded = []
@@ -475,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = cache_root / s.key
             print(f"{s.label} ({s.source})", flush=True)
             redo = degrade_all(s, folders[general.label], d, rows, folder)
-            per_system[s.label] = collect(s, rows, root, folder, qe, args.workers, redo)
+            per_system[s.label] = collect(s, rows, root, folder, qe, selector_qe, args.workers, redo)
             folders[s.label] = folder
             degraded.append(s)
 
@@ -491,9 +556,19 @@ def main(argv: list[str] | None = None) -> int:
         label: summarise_selection({m: per_system[m] for m in subset}, subset, rows, args.general)
         for label, subset in subsets.items()
     }
+    pruned = None
+    if args.prune is not None:
+        pruned = prune({m: per_system[m] for m in names}, names, rows, args.general, args.prune)
+        kept = set(pruned["members"])
+        pruned_spec = dataclasses.replace(
+            spec,
+            name=f"{spec.name}-pruned",
+            members=tuple(m for m in spec.members if m.name in kept),
+            description=f"{spec.name} pruned on {shown(root)} by benchmarks/selection.py --prune {args.prune:g}",
+        )
     ranked_systems = [(s, folders[s.label]) for s in members + extra + degraded]
     rank = ranking(ranked_systems, per_system, rows, root, qe)
-    ensemble = Ensemble(spec)
+    ensemble = Ensemble(EnsembleSpec.read(find_ensemble(args.cost_ensemble)) if args.cost_ensemble else spec)
     timing = cost(ensemble, rows, root, args.cost_files)
 
     script = shown(sys.argv[0]) if argv is None else "benchmarks/selection.py"
@@ -504,16 +579,20 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble_definition": spec.to_dict(),
         "general": args.general,
         "qe_model": qe.tag,
+        "selector_model": f"{selector_qe.tag}, pooling {selector_qe.pooling}",
         "machine": machine(),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "selections": selections,
+        "pruned": pruned,
         "ranking": rank,
-        "cost": timing,
+        "cost": {"ensemble": ensemble.spec.name, **timing},
         "sources": {s.label: s.source for s, _ in ranked_systems},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(result))
+    if pruned is not None:
+        (args.out / "pruned.json").write_text(json.dumps(pruned_spec.to_dict(), indent=2) + "\n")
     plot(result, args.out / "selection.png")
     print(f"wrote {args.out / 'results.md'} ({result['wall_seconds']:.0f} s)")
     return 0

@@ -14,6 +14,7 @@ import vqscore.enhancers as enhancers
 from vqscore.cli import main
 from vqscore.cli_select import select_columns
 from vqscore.ensemble import Ensemble, EnsembleError, EnsembleSpec, find_ensemble
+import vqscore
 from vqscore.selectors import pick
 
 
@@ -133,6 +134,27 @@ def test_vqscore_selector_prefers_clean_speech(reference_dir):
         del enhancers.BUILDERS["perfect"]
     assert sel.chosen == "perfect" and sel.members[1].score > sel.members[0].score
     assert sel.selector.startswith("vqscore (vqscore-qe-cleanspeech@")
+
+
+def test_vqscore_selector_pools_as_its_options_say(tmp_path):
+    """The selector's `pooling` option replaces the model's pooling; its scores are the model's VQScores."""
+    from tests.helpers import tiny_network
+    from vqscore.bundle import save_bundle
+    from vqscore.selectors import build_selector
+
+    save_bundle(tiny_network("qe"), tmp_path, "qe", "0.0.1", {"source": "test"})
+    rng = np.random.default_rng(1)
+    outputs = [(0.1 * rng.standard_normal(8000)).astype(np.float32) for _ in range(3)]
+    model = vqscore.load(str(tmp_path / "qe.json"))
+    for pooling in ("mean", "p10"):
+        selector = build_selector("vqscore", model=str(tmp_path / "qe.json"), pooling=pooling)
+        assert selector.name.endswith(f", pooling {pooling})")
+        expected = model.with_pooling(pooling).vqscore(outputs, sr=SR)
+        np.testing.assert_allclose(selector.scores(outputs), expected, rtol=0, atol=1e-12)
+    mean, p10 = (build_selector("vqscore", model=str(tmp_path / "qe.json"), pooling=p).scores(outputs) for p in ("mean", "p10"))
+    assert np.all(p10 < mean)  # a low percentile of the frames, not their mean
+    with pytest.raises(ValueError, match="pooling"):
+        build_selector("vqscore", model=str(tmp_path / "qe.json"), pooling="max")
 
 
 def test_select_command_writes_the_choice_and_a_row_per_file(kinds, tmp_path, capsys):

@@ -157,6 +157,49 @@ def test_heldout_speakers_are_never_mixed_in(corpus, tmp_path):
         datamodule(corpus, speaker_split=str(split), sources=[str(corpus["clean"] / "spk1")]).train_dataloader()
 
 
+SNR_SPECIALISTS = {"snr-low": ([-5.0, 7.5], [-5.0, 5.0]), "snr-high": ([7.5, 20.0], [10.0, 20.0])}
+
+
+def test_snr_specialists_fine_tune_the_shipped_general_model(capsys):
+    for name, (snr_range, val_snr_range) in SNR_SPECIALISTS.items():
+        config = printed_config(capsys, "general.yaml", f"{name}.yaml")
+        assert config["data"]["conditions"] == ["noise:*", "babble"] and config["data"]["snr_range"] == snr_range
+        assert config["data"]["val_snr_range"] == val_snr_range and config["data"]["val_conditions"] is None
+        assert config["model"]["init_bundle"] == "pretrained/vqscore-unet-general.json"
+        assert (ROOT / config["model"]["init_bundle"]).is_file()
+        assert config["trainer"]["callbacks"][-1]["init_args"]["name"] == f"vqscore-unet-{name}"
+
+
+def write_manifest(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_validation_pairs_of_one_cluster(tmp_path):
+    from recipes.common.enhancement import NoisyPairs
+
+    rows = [
+        {"id": "a", "noisy": "n/a.wav", "clean": "c/a.wav", "condition": "noise:hum", "snr_db": "-5"},
+        {"id": "b", "noisy": "n/b.wav", "clean": "c/b.wav", "condition": "babble", "snr_db": "5"},
+        {"id": "c", "noisy": "n/c.wav", "clean": "c/c.wav", "condition": "noise:white", "snr_db": "10"},
+        {"id": "d", "noisy": "n/d.wav", "clean": "c/d.wav", "condition": "real-voicebank", "snr_db": ""},
+    ]
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(manifest, rows)
+
+    def ids(**options) -> list[str]:
+        return [noisy.stem for noisy, _ in NoisyPairs(str(manifest), **options).items]
+
+    assert ids() == ["a", "b", "c", "d"]
+    assert ids(snr_range=(-5.0, 5.0)) == ["a", "b"]  # bounds included; no SNR (real recordings): outside every band
+    assert ids(conditions=["noise:*"]) == ["a", "c"]
+    assert ids(snr_range=(0.0, 20.0), conditions=["noise:*", "babble"], max_files=1) == ["b"]
+    with pytest.raises(ValueError, match=r"manifest.csv: no pair within snr_range=\(25.0, 30.0\) and conditions=None"):
+        NoisyPairs(str(manifest), snr_range=(25.0, 30.0))
+
+
 def printed_config(capsys, *configs: str) -> dict:
     with pytest.raises(SystemExit) as info:
         main(["fit", *(a for c in configs for a in ("--config", str(ROOT / "recipes/unet" / c))), "--print_config"])
@@ -246,3 +289,15 @@ def test_tiny_unet_recipe_trains_exports_and_resumes(corpus, tmp_path):
     noisy = sf.read(corpus["manifest"].parent / "noisy" / "p0.wav", dtype="float32")[0]
     enhanced = enhancer.enhance(noisy)
     assert enhanced.shape == noisy.shape and np.isfinite(enhanced).all()
+
+    from recipes.unet.module import UNetModule
+    from vqscore.bundle import load_bundle
+
+    shipped, _ = load_bundle(bundle)
+    fine_tuned = UNetModule(channels=(4, 8), init_bundle=str(bundle), seed=7)
+    for name, weights in shipped.state_dict().items():
+        assert torch.equal(fine_tuned.model.state_dict()[name], weights), name
+    with pytest.raises(ValueError, match=r"tiny-unet.json: bundle U-Net .*channels=\(4, 8\).* differs from the configured"):
+        UNetModule(channels=(8, 16), init_bundle=str(bundle))
+    with pytest.raises(ValueError, match="qe.json: a U-Net starts from a U-Net bundle, not a qe one"):
+        UNetModule(channels=(4, 8), init_bundle=str(tmp_path / "qe.json"))

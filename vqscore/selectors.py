@@ -3,7 +3,9 @@
 A selector gives each candidate output a number, higher meaning better, and the ensemble keeps the argmax (ties:
 the first member listed). All candidates are `(samples,) float32 at 16 kHz` of one utterance.
 
-- "vqscore" (the default): the VQScore of each output; no labels, no reference.
+- "vqscore" (the default): the VQScore of each output; no labels, no reference. `pooling` overrides how the
+  model pools its frames (the shipped ensemble uses "mean": candidates of one utterance differ in every frame a
+  little, which the mean sees and a low percentile does not; benchmarks/results/selection).
 - "ae-error": the paper's baseline, the autoencoder's reconstruction error (the QE VQ-VAE's decoder, `Score.l2_x`,
   reported negated so that higher is better).
 - "dnsmos": DNSMOS P.835 OVRL, a supervised peer (the `eval` extra).
@@ -32,11 +34,13 @@ class Selector(Protocol):
 class VQScoreSelector:
     needs_reference = False
 
-    def __init__(self, model: str = "default", device: str | None = None):
+    def __init__(self, model: str = "default", pooling: str | None = None, device: str | None = None):
         from .api import load  # the score path, only when a VQScore selector is built
 
         self.model = load(model, device=device)
-        self.name = f"vqscore ({self.model.tag})"
+        if pooling is not None:
+            self.model = self.model.with_pooling(pooling)
+        self.name = f"vqscore ({self.model.tag}, pooling {self.model.pooling})"
 
     def scores(self, outputs: Sequence[np.ndarray], reference: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(self.model.vqscore(list(outputs), sr=RATE), dtype=np.float64)

@@ -7,6 +7,7 @@ over the noisy input, and the VQScore of the output (`val/vqscore`, the label-fr
 from __future__ import annotations
 
 import csv
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import lightning as L
@@ -23,12 +24,27 @@ from .metrics import intrusive_quality
 
 class NoisyPairs(Dataset):
     """(noisy, clean) waveforms at 16 kHz from a CSV manifest with `noisy` and `clean` columns (paths relative to
-    the manifest); the first `max_files` rows, or all."""
+    the manifest); the first `max_files` rows, or all. `snr_range` [low, high] dB keeps the rows whose `snr_db` lies
+    in it, `conditions` those whose `condition` matches one of its patterns ("noise:*", "babble"): a specialist is
+    validated on its own cluster."""
 
-    def __init__(self, manifest: str, max_files: int | None = None):
+    def __init__(
+        self,
+        manifest: str,
+        max_files: int | None = None,
+        snr_range: tuple[float, float] | None = None,
+        conditions: list[str] | None = None,
+    ):
         base = Path(manifest).parent
         with open(manifest, newline="") as f:
             rows = list(csv.DictReader(f))
+        if snr_range is not None:
+            low, high = snr_range
+            rows = [r for r in rows if r.get("snr_db") and low <= float(r["snr_db"]) <= high]
+        if conditions is not None:
+            rows = [r for r in rows if any(fnmatchcase(r["condition"], c) for c in conditions)]
+        if not rows:
+            raise ValueError(f"{manifest}: no pair within snr_range={snr_range} and conditions={conditions}")
         self.items = [(base / r["noisy"], base / r["clean"]) for r in rows][:max_files]
 
     def __len__(self) -> int:
@@ -40,9 +56,18 @@ class NoisyPairs(Dataset):
 
 
 class EnhancementDataModule(CleanSpeechDataModule):
-    """Clean crops for training (every `CleanSpeechDataModule` option) and `noisy_manifest` for validation."""
+    """Clean crops for training (every `CleanSpeechDataModule` option) and `noisy_manifest` for validation, its pairs
+    optionally restricted to `val_snr_range` and `val_conditions` (`NoisyPairs`)."""
 
-    def __init__(self, *args, noisy_manifest: str | None = None, max_val_files: int | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        noisy_manifest: str | None = None,
+        max_val_files: int | None = None,
+        val_snr_range: tuple[float, float] | None = None,
+        val_conditions: list[str] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.save_hyperparameters()
 
@@ -52,7 +77,8 @@ class EnhancementDataModule(CleanSpeechDataModule):
     def val_dataloader(self):
         if not self.hparams.noisy_manifest:
             return []
-        pairs = NoisyPairs(self.hparams.noisy_manifest, self.hparams.max_val_files)
+        hp = self.hparams
+        pairs = NoisyPairs(hp.noisy_manifest, hp.max_val_files, hp.val_snr_range, hp.val_conditions)
         return DataLoader(pairs, batch_size=1, collate_fn=first_item, num_workers=0)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vqscore.bundle import load_bundle
 from vqscore.models import UNetConfig, UNetDenoiser
 
 from ..common.enhancement import EnhancementValidation
@@ -42,7 +43,9 @@ def compressed_losses(estimate: torch.Tensor, clean: torch.Tensor, exponent: flo
 
 
 class UNetModule(EnhancementValidation):
-    """The U-Net (`channels`, `kernel_size`, `leaky_slope`: `UNetConfig`) trained with Adam on `compressed_losses`."""
+    """The U-Net (`channels`, `kernel_size`, `leaky_slope`: `UNetConfig`) trained with Adam on `compressed_losses`;
+    from random weights, or from the weights of the U-Net bundle `init_bundle` (a specialist fine-tuned from the
+    general model: the architecture then comes from the bundle and must equal the one configured here)."""
 
     def __init__(
         self,
@@ -55,11 +58,20 @@ class UNetModule(EnhancementValidation):
         betas: tuple[float, float] = (0.9, 0.999),
         seed: int = 0,
         score_model: str = "default",
+        init_bundle: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         torch.manual_seed(seed)
-        self.model = UNetDenoiser(UNetConfig(channels=tuple(channels), kernel_size=kernel_size, leaky_slope=leaky_slope))
+        config = UNetConfig(channels=tuple(channels), kernel_size=kernel_size, leaky_slope=leaky_slope)
+        self.model = UNetDenoiser(config)
+        if init_bundle is not None:
+            network, _ = load_bundle(init_bundle)
+            if network.config.kind != "unet":
+                raise ValueError(f"{init_bundle}: a U-Net starts from a U-Net bundle, not a {network.config.kind} one")
+            if network.config != config:
+                raise ValueError(f"{init_bundle}: bundle U-Net {network.config} differs from the configured {config}")
+            self.model.load_state_dict(network.state_dict())
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         noisy, clean = batch  # (batch, samples) each, at 16 kHz

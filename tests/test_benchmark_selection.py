@@ -1,0 +1,54 @@
+"""benchmarks/selection.py's bookkeeping on hand-made per-file labels: the selectors' picks (first listed on a tie),
+the share of the general-to-oracle gap, and the backward elimination that chose the shipped ensemble's members."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+selection = pytest.importorskip("benchmarks.selection")
+
+ROWS = [{"id": f"f{k}", "condition": "noise:x", "snr_db": "0"} for k in range(4)]
+
+
+def member(pesq: list[float], vq: list[float]) -> dict[str, dict]:
+    return {f"f{k}": {"pesq": p, "vqscore": v, "dnsmos_ovrl": v, "l2_x": -v} for k, (p, v) in enumerate(zip(pesq, vq, strict=True))}
+
+
+# "general" is good everywhere; "a" wins f0 and f1 and VQScore sees it; "b" wins f2 but VQScore prefers it on f3,
+# where it is bad; "c" is never picked.
+MEMBERS = {
+    "general": member([2.0, 2.0, 2.0, 2.0], [0.5, 0.5, 0.5, 0.5]),
+    "a": member([2.5, 2.4, 1.0, 1.0], [0.6, 0.6, 0.1, 0.1]),
+    "b": member([1.0, 1.0, 2.6, 1.2], [0.1, 0.1, 0.4, 0.9]),
+    "c": member([1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),
+}
+
+
+def test_picks_gap_and_first_listed_ties():
+    names = list(MEMBERS)
+    picks = selection.choose(MEMBERS, names, ROWS)
+    assert picks["vqscore"] == ["a", "a", "general", "b"]
+    assert picks["oracle"] == ["a", "a", "b", "general"]
+    assert selection.choose(MEMBERS, ["general", "c"], ROWS)["vqscore"] == ["general"] * 4  # tie: first listed
+    summary = selection.summarise_selection(MEMBERS, names, ROWS, "general")
+    assert summary["systems"]["select:vqscore"]["overall"]["pesq"] == pytest.approx((2.5 + 2.4 + 2.0 + 1.2) / 4)
+    oracle = (2.5 + 2.4 + 2.6 + 2.0) / 4
+    assert summary["gap_closed"]["vqscore"] == pytest.approx(((2.5 + 2.4 + 2.0 + 1.2) / 4 - 2.0) / (oracle - 2.0))
+    assert summary["accuracy"]["vqscore"]["overall"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_prune_drops_what_does_not_pay_and_keeps_the_general_model():
+    names = list(MEMBERS)
+    result = selection.prune(MEMBERS, names, ROWS, keep="general", tolerance=0.0)
+    # dropping b removes its bad pick on f3 (2.025 -> 2.225), then c changes nothing; a is worth 0.425: kept
+    assert [s["dropped"] for s in result["steps"]] == [None, "b", "c"]
+    assert result["members"] == ["general", "a"]
+    assert result["steps"][1]["pesq"] == pytest.approx((2.5 + 2.4 + 2.0 + 2.0) / 4)
+    kept = selection.prune(MEMBERS, names, ROWS, keep="general", tolerance=1.0)["members"]
+    assert "general" in kept and len(kept) == 2  # a large tolerance shrinks to two members, never below
