@@ -411,7 +411,7 @@ def markdown(result: dict) -> str:
         "## Ranking systems without references",
         "",
         f"{len(rk['systems'])} systems on {rk['files']} files. Kendall tau against the PESQ ranking: VQScore "
-        f"(`vqscore rank`) **{rk['kendall_tau_vqscore']:.2f}**, DNSMOS OVRL {rk['kendall_tau_dnsmos']:.2f}.",
+        f"(`vqscore rank`, {rk.get('model', result['qe_model'])}) **{rk['kendall_tau_vqscore']:.2f}**, DNSMOS OVRL {rk['kendall_tau_dnsmos']:.2f}.",
         "",
         "| system | PESQ | VQScore (95% CI) | DNSMOS OVRL |",
         "|---|---|---|---|",
@@ -446,7 +446,8 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sel = next(iter(result["selections"].values()))
+    # the shipped ensemble's selection when it is among them (a --subset named "default"), else the first
+    sel = result["selections"].get("default") or next(iter(result["selections"].values()))
     bands = sel["bands"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     x = np.arange(len(bands))
@@ -500,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TOLERANCE",
         help="also drop members while the VQScore selection's mean PESQ stays within TOLERANCE of its best; writes "
         "OUT/pruned.json, the ensemble of the kept members (run it on a validation set)",
+    )
+    parser.add_argument(
+        "--rank-pooling",
+        choices=vqscore.pooling.POOLINGS,
+        help="rank with this pooling (`vqscore rank --pooling`) instead of the default model's",
     )
     parser.add_argument("--cost-ensemble", help="time this ensemble (name or file) instead of --ensemble")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "selection")
@@ -567,7 +573,9 @@ def main(argv: list[str] | None = None) -> int:
             description=f"{spec.name} pruned on {shown(root)} by benchmarks/selection.py --prune {args.prune:g}",
         )
     ranked_systems = [(s, folders[s.label]) for s in members + extra + degraded]
-    rank = ranking(ranked_systems, per_system, rows, root, qe)
+    rank_qe = qe.with_pooling(args.rank_pooling) if args.rank_pooling else qe
+    rank = ranking(ranked_systems, per_system, rows, root, rank_qe)
+    rank["model"] = f"{rank_qe.tag}, pooling {rank_qe.pooling}"
     ensemble = Ensemble(EnsembleSpec.read(find_ensemble(args.cost_ensemble)) if args.cost_ensemble else spec)
     timing = cost(ensemble, rows, root, args.cost_files)
 

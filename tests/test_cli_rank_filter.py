@@ -116,6 +116,27 @@ def test_rank_reports_missing_extra_failed_and_writes_csv(tmp_path, tiny_bundle,
     assert float(rows[0][f"wins_vs_{rows[1]['system']}"]) + float(rows[1][f"wins_vs_{rows[0]['system']}"]) == 1.0
 
 
+def test_rank_pooling_is_the_scores_pooling(tmp_path, tiny_bundle, capsys):
+    """--pooling ranks by the file scores `vqscore score --pooling` gives; the JSON table records it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for k in range(2):
+        write_speech(a / f"{k}.wav", seconds=0.8, seed=k)
+        write_speech(b / f"{k}.wav", seconds=0.8, seed=10 + k)
+    means = {}
+    for pooling in ("mean", "p10"):
+        table = tmp_path / f"{pooling}.json"
+        assert main(["rank", str(a), str(b), "--model", str(tiny_bundle), "--pooling", pooling, "--table", str(table)]) == 0
+        ranked = json.loads(table.read_text())
+        assert f"pooling {pooling};" in ranked["scoring"]
+        means[pooling] = {r["system"]: r["mean"] for r in ranked["systems"]}
+        model = vqscore.load(str(tiny_bundle)).with_pooling(pooling)
+        for system, folder in (("a", a), ("b", b)):
+            expected = np.mean(model.vqscore([str(folder / f"{k}.wav") for k in range(2)]))
+            assert means[pooling][system] == pytest.approx(expected, abs=1e-6)
+    assert means["p10"]["a"] < means["mean"]["a"]
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from helpers import SR, read_rows, speech_like
 
+import vqscore
 import vqscore.enhancers as enhancers
 from vqscore.cli import main
 from vqscore.cli_select import select_columns
 from vqscore.ensemble import Ensemble, EnsembleError, EnsembleSpec, find_ensemble
-import vqscore
 from vqscore.selectors import pick
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .api import Model, load
 from .cli import UsageError, check_device
+from .pooling import POOLINGS
 from .ranking import RESAMPLES, Ranking, RankingError, check_folders, model_scorer, rank_systems
 from .results import csv_header, format_row, replace_text
 
@@ -42,6 +43,13 @@ def add_parser(sub) -> None:
         "--model",
         default="default",
         help="QE model: shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)",
+    )
+    rank.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default=None,
+        help="how per-frame scores make a file's VQScore: 'mean', 'median', 'p25' or 'p10' (default: the one the model "
+        "declares)",
     )
     rank.add_argument(
         "--bootstrap",
@@ -73,6 +81,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     model = load(args.model, device=check_device(args.device))
     if model.kind != "qe":
         raise UsageError(f"--model {model.name} is an SE (enhancement) model; rank needs a QE (quality) model")
+    if args.pooling is not None:
+        model = model.with_pooling(args.pooling)
     try:
         ranking = rank_systems(args.systems, model_scorer(model), resamples=args.bootstrap, seed=args.seed)
     except RankingError as exc:
