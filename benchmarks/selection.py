@@ -69,6 +69,7 @@ from vqscore.enhancers import build_enhancer  # noqa: E402
 from vqscore.enhancers.base import EnhancerSpec  # noqa: E402
 from vqscore.ensemble import Ensemble, EnsembleSpec, find_ensemble  # noqa: E402
 from vqscore.ranking import model_scorer, rank_systems  # noqa: E402
+from vqscore.selectors import build_selector  # noqa: E402
 
 RATE = Q.RATE
 METRICS = ("pesq", "stoi", "si_sdr", "dnsmos_ovrl", "vqscore")
@@ -177,11 +178,10 @@ def collect(system, rows, root, folder, qe, selector_qe, workers, redo) -> dict[
 
 
 def selector_model(spec: EnsembleSpec) -> vqscore.Model:
-    """The model whose VQScores the `vqscore` selector compares: the ensemble's own when it selects by VQScore
-    (its model and pooling), else the default."""
+    """The model whose VQScores the `vqscore` selector compares: the ensemble's own selector's (its model and
+    pooling) when it selects by VQScore, else the default's."""
     options = spec.selector.options if spec.selector.kind == "vqscore" else {}
-    model = vqscore.load(options.get("model", "default"))
-    return model.with_pooling(options["pooling"]) if options.get("pooling") else model
+    return build_selector("vqscore", **options).model
 
 
 def mean(values) -> float | None:
