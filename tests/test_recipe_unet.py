@@ -170,6 +170,20 @@ def test_snr_specialists_fine_tune_the_shipped_general_model(capsys):
         assert config["trainer"]["callbacks"][-1]["init_args"]["name"] == f"vqscore-unet-{name}"
 
 
+SNR_BANDS = {"snr-band-low": ([-5.0, 2.5], [-5.0, 0.0]), "snr-band-high": ([12.5, 20.0], [15.0, 20.0])}
+
+
+def test_snr_band_specialists_train_from_scratch(capsys):
+    general = printed_config(capsys, "general.yaml")
+    for name, (snr_range, val_snr_range) in SNR_BANDS.items():
+        config = printed_config(capsys, "general.yaml", f"{name}.yaml")
+        assert config["data"]["conditions"] == ["noise:*", "babble"] and config["data"]["snr_range"] == snr_range
+        assert config["data"]["val_snr_range"] == val_snr_range
+        assert config["model"]["init_bundle"] is None and config["model"]["lr"] == general["model"]["lr"]
+        assert config["trainer"]["max_steps"] == general["trainer"]["max_steps"]
+        assert config["trainer"]["callbacks"][-1]["init_args"]["directory"] == f"runs/unet-{name}/bundle"
+
+
 def write_manifest(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

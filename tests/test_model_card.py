@@ -1,0 +1,47 @@
+"""benchmarks/model_card.py: an enhancer's '## Measured quality' section is its own row of a selection benchmark,
+written in place of the old section (the rest of the card kept)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+model_card = pytest.importorskip("benchmarks.model_card")
+
+
+def row(pesq: float) -> dict:
+    overall = {"pesq": pesq, "stoi": 0.85, "si_sdr": 10.0, "dnsmos_ovrl": 2.5, "vqscore": 0.776}
+    return {"overall": overall, "-5..0 dB": pesq - 0.5, "15..20 dB": pesq + 0.5}
+
+
+RESULTS = {
+    "command": "python benchmarks/selection.py --set out/noisy-test",
+    "set": {"path": "out/noisy-test", "files": 307},
+    "selector_model": "vqscore-qe-cleanspeech@2.0.0#68445b182438, pooling mean",
+    "machine": {"cpu_model": "AMD EPYC", "cpu_count": 2},
+    "selections": {"the candidates ensemble": {"systems": {"unet-a": row(1.8), "unet-b": row(1.7)}}},
+    "ranking": {"systems": [{"system": "noisy", "pesq": 1.49, "dnsmos_ovrl": 2.1}]},
+}
+
+
+def test_enhancer_card_gets_its_own_row(tmp_path):
+    card = tmp_path / "card.md"
+    card.write_text("# unet-b\n\n## Measured quality\nNot measured yet.\n\n## Notes\nkept\n")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(RESULTS))
+    model_card.main([str(card), str(results), "--system", "unet-b"])
+    text = card.read_text()
+    assert "| 1.700 | 0.850 | 10.00 | 2.50 | 0.776 | 1.200 | 2.200 |" in text
+    assert "PESQ -5..0 dB | PESQ 15..20 dB |" in text and "unprocessed input: PESQ 1.490" in text
+    assert "Not measured yet" not in text and text.endswith("## Notes\nkept\n")
+
+
+def test_unknown_enhancer_is_named():
+    with pytest.raises(SystemExit, match="'unet-z' is not a member measured in this selection benchmark"):
+        model_card.enhancer_section(RESULTS, "unet-z")
