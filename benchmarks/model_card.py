@@ -3,6 +3,8 @@
     python benchmarks/model_card.py pretrained/<name>.md benchmarks/results/quality/results.json    # a QE model
     python benchmarks/model_card.py pretrained/vqscore-unet-<x>.md benchmarks/results/selection/results.json \
         --system unet-<x>                                                                          # an enhancer
+    python benchmarks/model_card.py pretrained/<name>.md benchmarks/results/bag/results.json \
+        --member <name>@<version>                                                                  # a bag's member
 """
 
 from __future__ import annotations
@@ -78,7 +80,40 @@ def enhancer_section(results: dict, system: str) -> str:
     ]
     if noisy is not None:
         lines += [f"The unprocessed input: PESQ {noisy['pesq']:.3f}, DNSMOS OVRL {noisy['dnsmos_ovrl']:.2f}.", ""]
-    lines += [f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs).", ""]
+    lines += [
+        f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def bag_member_section(results: dict, member: str) -> str:
+    """A bag member's rows of a `benchmarks/bag.py` run beside the bag's, under the pooling the member declares."""
+    pooling = "p25"
+    table = results["results"][pooling]
+    mine = [label for label in table if label.split("#")[0] == member]
+    if not mine:
+        raise SystemExit(f"{member!r} is not a member measured in this bag benchmark (members: {results['members']})")
+    bag = next(label for label in table if label.startswith("bag "))
+    lines = [
+        "## Measured quality",
+        "",
+        f"`benchmarks/bag.py` (pooling {pooling}): Spearman correlation with TCD-VoIP dev MOS (the set its checkpoint was",
+        "chosen on: optimistic) and MUSHRA ratings, VoiceBank pairs ranked right, and on the held-out quality test set",
+        "(674 files) SRCC with PESQ, STOI, SI-SDR and DNSMOS OVRL; beside it the bag this model is a member of.",
+        "",
+        "| scorer | TCD-VoIP dev | MUSHRA | VoiceBank | PESQ | STOI | SI-SDR | DNSMOS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label in (mine[0], bag):
+        r = table[label]
+        q = " | ".join(f"{r.get(f'quality_{k}_srcc', float('nan')):.3f}" for k in LABELS)
+        lines.append(f"| {label} | {r['tcd_srcc']:.3f} | {r['mushra_srcc']:.3f} | {r['voicebank_pairs']}/7 | {q} |")
+    lines += [
+        "",
+        f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -86,11 +121,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("card", type=Path)
     parser.add_argument("results", type=Path)
-    parser.add_argument("--system", help="the enhancer's label in a benchmarks/selection.py results.json")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--system", help="the enhancer's label in a benchmarks/selection.py results.json")
+    which.add_argument("--member", help="NAME@VERSION of a bag member in a benchmarks/bag.py results.json")
     args = parser.parse_args(argv)
     text = args.card.read_text()
     results = json.loads(args.results.read_text())
-    new = enhancer_section(results, args.system) if args.system else section(results)
+    if args.system:
+        new = enhancer_section(results, args.system)
+    elif args.member:
+        new = bag_member_section(results, args.member)
+    else:
+        new = section(results)
     pattern = re.compile(r"## Measured quality\n.*?(?=\n## |\Z)", re.S)
     text = pattern.sub(lambda _: new.rstrip("\n") + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + new
     args.card.write_text(text)

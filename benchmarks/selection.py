@@ -65,6 +65,7 @@ from benchmarks.enhance import (  # noqa: E402
 )
 from benchmarks.speed import machine, shown  # noqa: E402
 from recipes.common.mixing import band_limit  # noqa: E402
+from vqscore.bag import load_scorer  # noqa: E402
 from vqscore.enhancers import build_enhancer  # noqa: E402
 from vqscore.enhancers.base import EnhancerSpec  # noqa: E402
 from vqscore.ensemble import Ensemble, EnsembleSpec, find_ensemble  # noqa: E402
@@ -113,8 +114,12 @@ def white_noise(y: np.ndarray, snr_db: float = 10.0) -> np.ndarray:
 
 
 DEGRADATIONS = (
-    Degradation("lowpass-4k", "band-limited to 4 kHz (8th-order Butterworth)", lambda y: band_limit(y, 4000, "lowpass", order=8)),
-    Degradation("clipped", "clipped at a quarter of its peak", lambda y: np.clip(y, -0.25 * np.abs(y).max(), 0.25 * np.abs(y).max())),
+    Degradation(
+        "lowpass-4k", "band-limited to 4 kHz (8th-order Butterworth)", lambda y: band_limit(y, 4000, "lowpass", order=8)
+    ),
+    Degradation(
+        "clipped", "clipped at a quarter of its peak", lambda y: np.clip(y, -0.25 * np.abs(y).max(), 0.25 * np.abs(y).max())
+    ),
     Degradation("white-10dB", "white noise added at 10 dB SNR", white_noise),
 )
 
@@ -213,9 +218,15 @@ def summarise_selection(per_member, members, rows, general) -> dict:
 
     everything = list(range(len(rows)))
     for m in members:
-        out["systems"][m] = {"overall": stats([m] * len(rows), everything), **{b: stats([m] * len(rows), i)["pesq"] for b, i in bands.items()}}
+        out["systems"][m] = {
+            "overall": stats([m] * len(rows), everything),
+            **{b: stats([m] * len(rows), i)["pesq"] for b, i in bands.items()},
+        }
     for s, chosen in picks.items():
-        out["systems"][f"select:{s}"] = {"overall": stats(chosen, everything), **{b: stats(chosen, i)["pesq"] for b, i in bands.items()}}
+        out["systems"][f"select:{s}"] = {
+            "overall": stats(chosen, everything),
+            **{b: stats(chosen, i)["pesq"] for b, i in bands.items()},
+        }
         out["picked"][s] = {m: chosen.count(m) for m in members}
     oracle = picks["oracle"]
     for s in ("vqscore", "dnsmos", "ae-error"):
@@ -372,7 +383,7 @@ def markdown(result: dict) -> str:
         f"`{result['command']}`",
         "",
         f"Set `{result['set']['path']}`: {result['set']['files']} noisy/clean pairs. Ensemble `{result['ensemble']}`; VQScore "
-        f"and reconstruction error by `{result['qe_model']}`. Machine: {result['machine']['cpu_model'] or result['machine']['processor']}, "
+        f"(the tables' and the selector's) by `{result['selector_model']}`; reconstruction error by `{result['qe_model']}`. Machine: {result['machine']['cpu_model'] or result['machine']['processor']}, "
         f"{result['machine']['cpu_count']} CPUs, torch {result['machine']['torch']}.",
         "",
     ]
@@ -411,7 +422,10 @@ def markdown(result: dict) -> str:
         "## Ranking systems without references",
         "",
         f"{len(rk['systems'])} systems on {rk['files']} files. Kendall tau against the PESQ ranking: VQScore "
-        f"(`vqscore rank`, {rk.get('model', result['qe_model'])}) **{rk['kendall_tau_vqscore']:.2f}**, DNSMOS OVRL {rk['kendall_tau_dnsmos']:.2f}.",
+        f"(`vqscore rank`, {rk.get('model', result['qe_model'])}) **{rk['kendall_tau_vqscore']:.3f}**, DNSMOS OVRL "
+        f"{rk['kendall_tau_dnsmos']:.3f}"
+        + "".join(f"; with pooling {p}: {tau:.3f}" for p, tau in rk.get("other_poolings", {}).items())
+        + ".",
         "",
         "| system | PESQ | VQScore (95% CI) | DNSMOS OVRL |",
         "|---|---|---|---|",
@@ -477,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=Path, required=True, help="a build_noisy_set.py output folder (manifest.csv)")
     parser.add_argument("--ensemble", default="default", help="shipped ensemble name or ensemble file (default: default)")
     parser.add_argument("--general", default="unet-general", help="the member that is the general model")
-    parser.add_argument("--subset", action="append", default=[], metavar="NAME=m1,m2,...", help="also select among these members")
+    parser.add_argument(
+        "--subset", action="append", default=[], metavar="NAME=m1,m2,...", help="also select among these members"
+    )
     parser.add_argument(
         "--system",
         action="append",
@@ -503,9 +519,16 @@ def main(argv: list[str] | None = None) -> int:
         "OUT/pruned.json, the ensemble of the kept members (run it on a validation set)",
     )
     parser.add_argument(
+        "--rank-model",
+        default="default",
+        help="the QE model or bag of models `vqscore rank` ranks with (`vqscore rank --model`; default: default)",
+    )
+    parser.add_argument(
         "--rank-pooling",
+        nargs="+",
         choices=vqscore.pooling.POOLINGS,
-        help="rank with this pooling (`vqscore rank --pooling`) instead of the default model's",
+        help="rank with this pooling (`vqscore rank --pooling`) instead of the model's; more than one: the table is "
+        "the first's, the Kendall tau of the others is reported beside it",
     )
     parser.add_argument("--cost-ensemble", help="time this ensemble (name or file) instead of --ensemble")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "selection")
@@ -526,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         if spec.selector.kind != "vqscore":
             parser.error(f"--selector-pooling: the selector of {spec.name} is {spec.selector.kind!r}, not 'vqscore'")
         spec = dataclasses.replace(
-            spec, selector=dataclasses.replace(spec.selector, options={**spec.selector.options, "pooling": args.selector_pooling})
+            spec,
+            selector=dataclasses.replace(spec.selector, options={**spec.selector.options, "pooling": args.selector_pooling}),
         )
     qe = vqscore.load("default")
     selector_qe = selector_model(spec)
@@ -573,9 +597,16 @@ def main(argv: list[str] | None = None) -> int:
             description=f"{spec.name} pruned on {shown(root)} by benchmarks/selection.py --prune {args.prune:g}",
         )
     ranked_systems = [(s, folders[s.label]) for s in members + extra + degraded]
-    rank_qe = qe.with_pooling(args.rank_pooling) if args.rank_pooling else qe
-    rank = ranking(ranked_systems, per_system, rows, root, rank_qe)
-    rank["model"] = f"{rank_qe.tag}, pooling {rank_qe.pooling}"
+    rank_model = load_scorer(args.rank_model)
+    rankers = (
+        {p: rank_model.with_pooling(p) for p in args.rank_pooling} if args.rank_pooling else {rank_model.pooling: rank_model}
+    )
+    ranks = {p: ranking(ranked_systems, per_system, rows, root, r) for p, r in rankers.items()}
+    first = next(iter(ranks))
+    rank = ranks[first] | {
+        "model": f"{rankers[first].tag}, pooling {first}",
+        "other_poolings": {p: r["kendall_tau_vqscore"] for p, r in ranks.items() if p != first},
+    }
     ensemble = Ensemble(EnsembleSpec.read(find_ensemble(args.cost_ensemble)) if args.cost_ensemble else spec)
     timing = cost(ensemble, rows, root, args.cost_files)
 

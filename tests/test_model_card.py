@@ -45,3 +45,41 @@ def test_enhancer_card_gets_its_own_row(tmp_path):
 def test_unknown_enhancer_is_named():
     with pytest.raises(SystemExit, match="'unet-z' is not a member measured in this selection benchmark"):
         model_card.enhancer_section(RESULTS, "unet-z")
+
+
+def bag_row(tcd: float) -> dict:
+    quality = {
+        f"quality_{k}_srcc": v for k, v in zip(("pesq", "stoi", "si_sdr", "dnsmos_ovrl"), (0.6, 0.65, 0.55, 0.66), strict=True)
+    }
+    return {"tcd_srcc": tcd, "mushra_srcc": -0.01, "voicebank_pairs": 7, **quality}
+
+
+BAG_RESULTS = {
+    "command": "python benchmarks/bag.py",
+    "members": ["m@1.0.0", "m-seed-1@1.0.0"],
+    "machine": {"cpu_model": "Intel Xeon", "cpu_count": 2},
+    "results": {
+        "p25": {"m@1.0.0#aaaa": bag_row(0.57), "m-seed-1@1.0.0#bbbb": bag_row(0.49), "bag b (mean of 2)": bag_row(0.62)}
+    },
+}
+
+
+def test_bag_member_card_gets_its_row_and_the_bags(tmp_path):
+    card = tmp_path / "card.md"
+    card.write_text("# m-seed-1\n\n## Measured quality\nNot measured yet.\n\n## Notes\nkept\n")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(BAG_RESULTS))
+    model_card.main([str(card), str(results), "--member", "m-seed-1@1.0.0"])
+    text = card.read_text()
+    assert "| m-seed-1@1.0.0#bbbb | 0.490 | -0.010 | 7/7 | 0.600 | 0.650 | 0.550 | 0.660 |" in text
+    assert "| bag b (mean of 2) | 0.620 |" in text and "m@1.0.0#aaaa" not in text
+    assert "Not measured yet" not in text and text.endswith("## Notes\nkept\n")
+
+
+def test_bag_member_card_refuses_a_stranger(tmp_path):
+    card = tmp_path / "card.md"
+    card.write_text("# x\n")
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(BAG_RESULTS))
+    with pytest.raises(SystemExit, match="'x@1.0.0' is not a member measured in this bag benchmark"):
+        model_card.main([str(card), str(results), "--member", "x@1.0.0"])

@@ -279,7 +279,7 @@ def load(
     conditioning: str | Conditioning | None = None,
     pooling: str | None = None,
 ) -> Model:
-    """A model from a shipped bundle name ("default" = newest QE bundle, "default-se" = newest shipped
+    """A model from a shipped bundle name ("default" = newest vqscore-qe-cleanspeech, "default-se" = newest shipped
     vqscore-se-cleanspeech enhancer), a bundle JSON / .safetensors path, or an official VQScore checkpoint
     (.pkl/.pt/.pth). Runs on `device` (CPU unless given).
 

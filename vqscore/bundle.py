@@ -28,6 +28,8 @@ FORMAT_VERSION = 1
 PRETRAINED_ENV = "VQSCORE_PRETRAINED"
 # "default-se": the newest shipped bundle of this name (kind "se"), the enhancer trained on clean speech.
 DEFAULT_SE = "vqscore-se-cleanspeech"
+# "default" is this QE model's newest version; other shipped QE bundles (the members of a bag) never take its place
+DEFAULT_QE = "vqscore-qe-cleanspeech"
 
 
 class BundleError(ValueError):
@@ -198,7 +200,8 @@ def shipped_bundles() -> list[BundleInfo]:
 
 
 def find_shipped(name: str) -> BundleInfo:
-    """A shipped bundle: "default" (the newest QE bundle), "default-se" (the newest `DEFAULT_SE` enhancer),
+    """A shipped bundle: "default" (the newest `DEFAULT_QE`, else the newest QE bundle), "default-se" (the newest
+    `DEFAULT_SE` enhancer),
     "NAME" (its newest version) or "NAME@VERSION"."""
     bundles = shipped_bundles()
     if "@" in name:
@@ -216,7 +219,9 @@ def find_shipped(name: str) -> BundleInfo:
                 f"no pretrained QE bundle is shipped (searched: {searched}); pass model= a bundle JSON or an "
                 "official checkpoint path"
             )
-        return qe[-1]
+        named = [b for b in qe if b.name == DEFAULT_QE]
+        # without the shipped default (a custom pretrained directory), the newest QE bundle there
+        return max(named, key=lambda b: version_key(b.version)) if named else qe[-1]
     if name == "default-se":
         se = [b for b in bundles if b.kind == "se" and b.name == DEFAULT_SE]
         if not se:

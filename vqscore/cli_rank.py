@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .api import Model, load
+from .api import Model
+from .bag import ModelBag, load_scorer
 from .cli import UsageError, check_device
 from .pooling import POOLINGS
 from .ranking import RESAMPLES, Ranking, RankingError, check_folders, model_scorer, rank_systems
@@ -42,7 +43,8 @@ def add_parser(sub) -> None:
     rank.add_argument(
         "--model",
         default="default",
-        help="QE model: shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)",
+        help="QE model: shipped bundle name, bundle JSON, or official checkpoint; or a bag of QE models (shipped bag "
+        "name or bag JSON: a file's score is the mean of the members') (default: %(default)s)",
     )
     rank.add_argument(
         "--pooling",
@@ -78,7 +80,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         check_folders(args.systems)
     except RankingError as exc:
         raise UsageError(str(exc)) from None
-    model = load(args.model, device=check_device(args.device))
+    model = load_scorer(args.model, device=check_device(args.device))
     if model.kind != "qe":
         raise UsageError(f"--model {model.name} is an SE (enhancement) model; rank needs a QE (quality) model")
     if args.pooling is not None:
@@ -168,7 +170,7 @@ def table_rows(ranking: Ranking) -> tuple[tuple[str, ...], list[dict]]:
     return TABLE_COLUMNS + wins, rows
 
 
-def ranking_json(ranking: Ranking, model: Model) -> dict:
+def ranking_json(ranking: Ranking, model: Model | ModelBag) -> dict:
     columns, rows = table_rows(ranking)
     return {
         "model": model.tag,
@@ -185,7 +187,7 @@ def ranking_json(ranking: Ranking, model: Model) -> dict:
     }
 
 
-def write_table(ranking: Ranking, path: Path, model: Model) -> None:
+def write_table(ranking: Ranking, path: Path, model: Model | ModelBag) -> None:
     """The ranking as CSV or JSON, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":

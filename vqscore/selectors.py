@@ -3,9 +3,10 @@
 A selector gives each candidate output a number, higher meaning better, and the ensemble keeps the argmax (ties:
 the first member listed). All candidates are `(samples,) float32 at 16 kHz` of one utterance.
 
-- "vqscore" (the default): the VQScore of each output; no labels, no reference. `pooling` overrides how the
-  model pools its frames (the shipped ensemble uses "mean": candidates of one utterance differ in every frame a
-  little, which the mean sees and a low percentile does not; benchmarks/results/selection).
+- "vqscore" (the default): the VQScore of each output; no labels, no reference. `model` is a QE model or a bag of
+  them (`vqscore.bag`: the mean of the members' VQScores). `pooling` overrides how the model pools its frames
+  (the shipped ensemble uses "mean": candidates of one utterance differ in every frame a little, which the mean
+  sees and a low percentile does not; benchmarks/results/selection).
 - "ae-error": the paper's baseline, the autoencoder's reconstruction error (the QE VQ-VAE's decoder, `Score.l2_x`,
   reported negated so that higher is better).
 - "dnsmos": DNSMOS P.835 OVRL, a supervised peer (the `eval` extra).
@@ -35,9 +36,9 @@ class VQScoreSelector:
     needs_reference = False
 
     def __init__(self, model: str = "default", pooling: str | None = None, device: str | None = None):
-        from .api import load  # the score path, only when a VQScore selector is built
+        from .bag import load_scorer  # the score path, only when a VQScore selector is built
 
-        self.model = load(model, device=device)
+        self.model = load_scorer(model, device=device)
         if pooling is not None:
             self.model = self.model.with_pooling(pooling)
         self.name = f"vqscore ({self.model.tag}, pooling {self.model.pooling})"

@@ -1,0 +1,149 @@
+"""Bags of QE models (vqscore.bag): the score is exactly the mean of the members' scores on every path that uses it
+(the API, the VQScore selector, `vqscore rank`), bag files are checked field by field, and shipping the members'
+bundles leaves "default" where it was."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from helpers import speech_like, tiny_network
+
+import vqscore
+from vqscore.bag import BagError, BagSpec, ModelBag, load_bag, load_scorer, shipped_bags
+from vqscore.bundle import save_bundle
+from vqscore.cli import main
+from vqscore.ranking import model_scorer
+from vqscore.selectors import build_selector
+
+
+@pytest.fixture(scope="module")
+def bag_file(tmp_path_factory):
+    """A bag of two tiny QE bundles of different seeds, named by paths relative to the bag file."""
+    root = tmp_path_factory.mktemp("bag")
+    for seed in (0, 1):
+        save_bundle(tiny_network("qe", seed=seed), root / "models", name=f"tiny-qe-{seed}", version="0.0.1")
+    path = root / "tiny-bag.json"
+    members = ["models/tiny-qe-0.json", "models/tiny-qe-1.json"]
+    path.write_text(json.dumps({"name": "tiny-bag", "members": members}))
+    return path
+
+
+def members_of(bag_file) -> list[vqscore.Model]:
+    return [vqscore.load(bag_file.parent / "models" / f"tiny-qe-{seed}.json") for seed in (0, 1)]
+
+
+def test_bag_score_is_the_mean_of_its_members(bag_file):
+    bag = load_scorer(bag_file)
+    assert isinstance(bag, ModelBag) and bag.name == "tiny-bag" and len(bag.models) == 2
+    one = speech_like(1.0, seed=3)
+    rows = np.stack([speech_like(1.0, seed=4), speech_like(1.0, seed=5)])
+    members = members_of(bag_file)
+    expected_one = np.mean([m.vqscore(one, sr=16000) for m in members])
+    got = bag.vqscore(one, sr=16000)
+    assert isinstance(got, float) and got == pytest.approx(expected_one, abs=1e-12)
+    # the members really differ, so the mean is not trivially one of them
+    assert abs(members[0].vqscore(one, sr=16000) - members[1].vqscore(one, sr=16000)) > 1e-4
+    got_rows = bag.vqscore(rows, sr=16000)
+    assert isinstance(got_rows, np.ndarray) and got_rows.shape == (2,)
+    np.testing.assert_allclose(got_rows, np.mean([m.vqscore(rows, sr=16000) for m in members], axis=0), atol=1e-12)
+    got_list = bag.vqscore([one, rows[0]], sr=16000)
+    assert isinstance(got_list, list)
+    np.testing.assert_allclose(got_list, np.mean([m.vqscore([one, rows[0]], sr=16000) for m in members], axis=0), atol=1e-12)
+
+
+def test_bag_pooling_reaches_every_member(bag_file, tmp_path):
+    path = tmp_path / "p10.json"
+    path.write_text(
+        json.dumps({"name": "p10", "pooling": "p10", "members": [str(bag_file.parent / "models" / "tiny-qe-0.json")]})
+    )
+    bag = load_bag(path)
+    wav = speech_like(1.0, seed=6)
+    assert bag.pooling == "p10"
+    assert bag.vqscore(wav, sr=16000) == pytest.approx(members_of(bag_file)[0].with_pooling("p10").vqscore(wav, sr=16000))
+    assert load_bag(path, pooling="mean").pooling == "mean"
+    assert bag.with_pooling("median").pooling == "median"
+
+
+def test_load_scorer_gives_a_plain_model_for_a_model(bag_file):
+    model = load_scorer(bag_file.parent / "models" / "tiny-qe-0.json")
+    assert isinstance(model, vqscore.Model)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"name": "x", "members": []}, "'members' must be a non-empty list of model names or bundle paths"),
+        ({"name": "x", "members": ["a"], "weights": 1}, "unknown field(s) ['weights']"),
+        ({"name": "x", "members": ["a"], "pooling": "max"}, "unknown pooling 'max'"),
+        ([1, 2], "a bag file holds a JSON object, got list"),
+    ],
+)
+def test_bag_file_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(BagError) as info:
+        BagSpec.read(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_member_that_cannot_load_is_named(tmp_path):
+    path = tmp_path / "bag.json"
+    path.write_text(json.dumps({"name": "broken", "members": ["no-such-model-anywhere"]}))
+    with pytest.raises(BagError, match="bag 'broken': member 'no-such-model-anywhere' cannot be loaded: no shipped bundle"):
+        load_scorer(path)
+
+
+def test_an_se_member_is_refused(tmp_path):
+    save_bundle(tiny_network("se"), tmp_path, name="tiny-se", version="0.0.1")
+    path = tmp_path / "bag.json"
+    path.write_text(json.dumps({"name": "se-bag", "members": ["tiny-se.json"]}))
+    with pytest.raises(BagError, match="member tiny-se is an SE"):
+        load_scorer(path)
+
+
+def test_unknown_bag_name():
+    with pytest.raises(BagError, match="no shipped bag named 'nope'"):
+        load_bag("nope")
+
+
+def test_shipped_seed_bag_and_default_stays_v2():
+    assert "vqscore-qe-seeds" in shipped_bags()
+    bag = load_scorer("vqscore-qe-seeds")
+    assert [m.name for m in bag.models] == ["vqscore-qe-cleanspeech"] + [
+        f"vqscore-qe-cleanspeech-seed-{k}" for k in (1, 2, 3, 4)
+    ]
+    assert {m.conditioning.name for m in bag.models} == {"robust"} and bag.pooling == "p25"
+    # the seed bundles sort after v2 by name: "default" must still be the v2 model, not a bag member
+    default = vqscore.load("default")
+    assert (default.name, default.info.version) == ("vqscore-qe-cleanspeech", "2.0.0")
+
+
+def test_vqscore_selector_with_a_bag(bag_file):
+    selector = build_selector("vqscore", model=str(bag_file), pooling="mean")
+    outputs = [speech_like(1.0, seed=7), speech_like(1.0, seed=7, noise=0.2)]
+    got = selector.scores(outputs)
+    expected = np.mean([m.with_pooling("mean").vqscore(outputs, sr=16000) for m in members_of(bag_file)], axis=0)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert selector.name.startswith("vqscore (tiny-bag[tiny-qe-0@0.0.1#")
+
+
+def test_rank_with_a_bag_scores_the_mean(bag_file, tmp_path, capsys):
+    systems = []
+    for name, noise in (("clean", 0.01), ("noisy", 0.3)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for k in range(3):
+            sf.write(str(folder / f"{k}.wav"), speech_like(1.0, seed=k, noise=noise), 16000)
+        systems.append(folder)
+    paths = sorted(str(p) for p in systems[0].glob("*.wav"))
+    by_member = [model_scorer(m)(paths) for m in members_of(bag_file)]
+    assert model_scorer(load_scorer(bag_file))(paths) == pytest.approx(np.mean(by_member, axis=0).tolist(), abs=1e-12)
+    table = tmp_path / "rank.json"
+    assert main(["rank", *map(str, systems), "--model", str(bag_file), "--table", str(table)]) == 0
+    written = json.loads(table.read_text())
+    assert written["model"].startswith("tiny-bag[tiny-qe-0@0.0.1#") and "mean of 2 models" in written["scoring"]
+    clean = next(s for s in written["systems"] if s["system"] == "clean")
+    assert clean["mean"] == pytest.approx(float(np.mean(by_member)), abs=1e-9)
