@@ -45,6 +45,10 @@ ABLATIONS: dict[str, tuple] = {
     "data-1.5h-seed-2": ("data-1.5h (the v2 run), seed 2: a member of the seed bag", [f"--data.sources={LIBRI_AN4}", "--model.seed=2", "--data.seed=2", "--seed_everything=2"]),
     "data-1.5h-seed-3": ("data-1.5h (the v2 run), seed 3: a member of the seed bag", [f"--data.sources={LIBRI_AN4}", "--model.seed=3", "--data.seed=3", "--seed_everything=3"]),
     "data-1.5h-seed-4": ("data-1.5h (the v2 run), seed 4: a member of the seed bag", [f"--data.sources={LIBRI_AN4}", "--model.seed=4", "--data.seed=4", "--seed_everything=4"]),
+    "data-1.5h-seed-5": ("data-1.5h (the v2 run), seed 5: tried for a larger bag, not shipped", [f"--data.sources={LIBRI_AN4}", "--model.seed=5", "--data.seed=5", "--seed_everything=5"]),
+    "data-1.5h-seed-6": ("data-1.5h (the v2 run), seed 6: tried for a larger bag, not shipped", [f"--data.sources={LIBRI_AN4}", "--model.seed=6", "--data.seed=6", "--seed_everything=6"]),
+    "data-1.5h-seed-7": ("data-1.5h (the v2 run), seed 7: tried for a larger bag, not shipped", [f"--data.sources={LIBRI_AN4}", "--model.seed=7", "--data.seed=7", "--seed_everything=7"]),
+    "data-1.5h-seed-8": ("data-1.5h (the v2 run), seed 8: tried for a larger bag, not shipped", [f"--data.sources={LIBRI_AN4}", "--model.seed=8", "--data.seed=8", "--seed_everything=8"]),
 }
 POOLINGS = ("mean", "median", "p25", "p10")
 
