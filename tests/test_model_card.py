@@ -30,11 +30,17 @@ RESULTS = {
 }
 
 
-def test_enhancer_card_gets_its_own_row(tmp_path):
+def card_and_results(tmp_path, title: str, results: dict) -> tuple[Path, Path]:
+    """A card with an unmeasured section between a title and notes, and a results file beside it."""
     card = tmp_path / "card.md"
-    card.write_text("# unet-b\n\n## Measured quality\nNot measured yet.\n\n## Notes\nkept\n")
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps(RESULTS))
+    card.write_text(f"# {title}\n\n## Measured quality\nNot measured yet.\n\n## Notes\nkept\n")
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    return card, path
+
+
+def test_enhancer_card_gets_its_own_row(tmp_path):
+    card, results = card_and_results(tmp_path, "unet-b", RESULTS)
     model_card.main([str(card), str(results), "--system", "unet-b"])
     text = card.read_text()
     assert "| 1.700 | 0.850 | 10.00 | 2.50 | 0.776 | 1.200 | 2.200 |" in text
@@ -65,10 +71,7 @@ BAG_RESULTS = {
 
 
 def test_bag_member_card_gets_its_row_and_the_bags(tmp_path):
-    card = tmp_path / "card.md"
-    card.write_text("# m-seed-1\n\n## Measured quality\nNot measured yet.\n\n## Notes\nkept\n")
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps(BAG_RESULTS))
+    card, results = card_and_results(tmp_path, "m-seed-1", BAG_RESULTS)
     model_card.main([str(card), str(results), "--member", "m-seed-1@1.0.0"])
     text = card.read_text()
     assert "| m-seed-1@1.0.0#bbbb | 0.490 | -0.010 | 7/7 | 0.600 | 0.650 | 0.550 | 0.660 |" in text

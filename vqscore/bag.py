@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .api import Inputs, Model, load
-from .bundle import BundleError, pretrained_dirs
+from .bundle import BundleError, shipped_data_files
 from .pooling import check_pooling
 
 BAG_DIR = "bags"  # inside each pretrained directory: <name>.json
@@ -124,11 +124,7 @@ class ModelBag:
 
 def shipped_bags() -> dict[str, Path]:
     """Name -> file of every bag in the pretrained directories (the first directory wins on a name)."""
-    found: dict[str, Path] = {}
-    for directory in pretrained_dirs():
-        for path in sorted((directory / BAG_DIR).glob("*.json")):
-            found.setdefault(path.stem, path)
-    return found
+    return shipped_data_files(BAG_DIR)
 
 
 def find_bag(name_or_path: str | os.PathLike) -> Path | None:

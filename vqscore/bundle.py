@@ -186,6 +186,16 @@ def pretrained_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+def shipped_data_files(folder: str) -> dict[str, Path]:
+    """Name (file stem) -> file of every JSON data file in `folder` of the pretrained directories (ensembles/, bags/);
+    the first directory wins on a name."""
+    found: dict[str, Path] = {}
+    for directory in pretrained_dirs():
+        for path in sorted((directory / folder).glob("*.json")):
+            found.setdefault(path.stem, path)
+    return found
+
+
 def shipped_bundles() -> list[BundleInfo]:
     """Every readable bundle in the pretrained directories (first directory wins on an equal name and version)."""
     found: dict[tuple[str, str], BundleInfo] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioInput, load_audio
-from .bundle import pretrained_dirs
+from .bundle import shipped_data_files
 from .enhancers import build_enhancer
 from .enhancers.base import Enhancer, EnhancerError, EnhancerSpec
 from .selectors import SELECTORS, Selector, build_selector, pick
@@ -121,11 +121,7 @@ class EnsembleSpec:
 
 def shipped_ensembles() -> dict[str, Path]:
     """Name -> file of every ensemble in the pretrained directories (the first directory wins on a name)."""
-    found: dict[str, Path] = {}
-    for directory in pretrained_dirs():
-        for path in sorted((directory / ENSEMBLE_DIR).glob("*.json")):
-            found.setdefault(path.stem, path)
-    return found
+    return shipped_data_files(ENSEMBLE_DIR)
 
 
 def find_ensemble(name_or_path: str | os.PathLike) -> Path:
