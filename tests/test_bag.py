@@ -147,3 +147,16 @@ def test_rank_with_a_bag_scores_the_mean(bag_file, tmp_path, capsys):
     assert written["model"].startswith("tiny-bag[tiny-qe-0@0.0.1#") and "mean of 2 models" in written["scoring"]
     clean = next(s for s in written["systems"] if s["system"] == "clean")
     assert clean["mean"] == pytest.approx(float(np.mean(by_member)), abs=1e-9)
+
+
+def test_vqscore_score_takes_a_bag(bag_file):
+    wav = speech_like(1.0, seed=8)
+    bag = load_scorer(bag_file)
+    assert vqscore.score(wav, 16000, model=str(bag_file)) == pytest.approx(bag.vqscore(wav, sr=16000), abs=1e-12)
+    assert vqscore.score(wav, 16000, model=bag, pooling="p10") == pytest.approx(
+        np.mean([m.with_pooling("p10").vqscore(wav, sr=16000) for m in members_of(bag_file)]), abs=1e-12
+    )
+    paper = vqscore.score(wav, 16000, model=bag, conditioning="paper")
+    assert paper == pytest.approx(
+        np.mean([m.with_conditioning("paper").vqscore(wav, sr=16000) for m in members_of(bag_file)]), abs=1e-12
+    )

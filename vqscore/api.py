@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from .mos_scale import MosScale
 from .official import load_official, looks_official
 from .pooling import check_pooling
 from .scoring import Score, apply_pooling, check_length, score_utterances
+
+if TYPE_CHECKING:
+    from .bag import ModelBag  # bags build on this module: imported at run time only where one is loaded
 
 Inputs = AudioInput | Sequence[AudioInput]
 
@@ -318,10 +322,18 @@ def cached_model(name_or_path: str, device: str) -> Model:
     return load(name_or_path, device)
 
 
+@lru_cache(maxsize=4)
+def cached_scorer(name_or_path: str, device: str):
+    """A `Model`, or a `vqscore.bag.ModelBag` where the name is a bag's; loaded once per name and device."""
+    from .bag import load_scorer  # bags build on this module
+
+    return load_scorer(name_or_path, device)
+
+
 def score(
     audio: Inputs,
     sr: int | None = None,
-    model: str | os.PathLike | Model = "default",
+    model: str | os.PathLike | Model | ModelBag = "default",
     device: str | None = None,
     channel_axis: int | None = None,
     conditioning: str | None = None,
@@ -331,10 +343,13 @@ def score(
     array at `sr` Hz; an np.ndarray in the shape of the leading axes for a (..., samples) batch (one score per row);
     a list for a list. `channel_axis`: an array axis of channels to average first (a file's channels always are).
 
-    `model` is a shipped bundle name, a path, or a loaded `Model`; named models are loaded once and cached.
-    `conditioning` ("paper", "robust") and `pooling` ("mean", "median", "p25", "p10") replace the model's own.
+    `model` is a shipped bundle name, a path, a loaded `Model`, or a bag of QE models (a shipped bag name such as
+    "vqscore-qe-seeds", a bag JSON, a `vqscore.bag.ModelBag`: the mean of its members' scores); named models are
+    loaded once and cached. `conditioning` ("paper", "robust") and `pooling` ("mean", "median", "p25", "p10") replace
+    the model's own (every member's, for a bag).
     """
-    chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
+    named = isinstance(model, (str, os.PathLike))
+    chosen = cached_scorer(os.fspath(model), str(device or "cpu")) if named else model
     if conditioning is not None:
         chosen = chosen.with_conditioning(conditioning)
     if pooling is not None:

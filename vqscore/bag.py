@@ -111,6 +111,9 @@ class ModelBag:
     def with_pooling(self, pooling: str) -> ModelBag:
         return ModelBag([m.with_pooling(pooling) for m in self.models], self.name)
 
+    def with_conditioning(self, conditioning: str) -> ModelBag:
+        return ModelBag([m.with_conditioning(conditioning) for m in self.models], self.name)
+
     def vqscore(self, audio: Inputs, sr: int | None = None, channel_axis: int | None = None):
         values = [m.vqscore(audio, sr=sr, channel_axis=channel_axis) for m in self.models]
         mean = np.mean([np.asarray(v, dtype=np.float64) for v in values], axis=0)
