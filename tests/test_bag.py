@@ -160,3 +160,8 @@ def test_vqscore_score_takes_a_bag(bag_file):
     assert paper == pytest.approx(
         np.mean([m.with_conditioning("paper").vqscore(wav, sr=16000) for m in members_of(bag_file)]), abs=1e-12
     )
+
+
+def test_enhance_refuses_a_bag(bag_file):
+    with pytest.raises(vqscore.BundleError, match="a bag of QE models scores; it cannot enhance"):
+        vqscore.enhance(speech_like(1.0), 16000, model=str(bag_file))

@@ -318,12 +318,7 @@ def load(
 
 
 @lru_cache(maxsize=4)
-def cached_model(name_or_path: str, device: str) -> Model:
-    return load(name_or_path, device)
-
-
-@lru_cache(maxsize=4)
-def cached_scorer(name_or_path: str, device: str):
+def cached_model(name_or_path: str, device: str) -> Model | ModelBag:
     """A `Model`, or a `vqscore.bag.ModelBag` where the name is a bag's; loaded once per name and device."""
     from .bag import load_scorer  # bags build on this module
 
@@ -349,7 +344,7 @@ def score(
     the model's own (every member's, for a bag).
     """
     named = isinstance(model, (str, os.PathLike))
-    chosen = cached_scorer(os.fspath(model), str(device or "cpu")) if named else model
+    chosen = cached_model(os.fspath(model), str(device or "cpu")) if named else model
     if conditioning is not None:
         chosen = chosen.with_conditioning(conditioning)
     if pooling is not None:
@@ -369,6 +364,8 @@ def enhance(
     `model`: "default-se" (the newest shipped vqscore-se-cleanspeech bundle), another shipped name, a path, or a
     loaded `Model`; named models are loaded once and cached."""
     chosen = model if isinstance(model, Model) else cached_model(os.fspath(model), str(device or "cpu"))
+    if not isinstance(chosen, Model):
+        raise BundleError(f"{os.fspath(model)}: a bag of QE models scores; it cannot enhance (name an SE model)")
     return chosen.enhance(audio, sr, channel_axis)
 
 
