@@ -1,8 +1,9 @@
 """Bags of QE models: several VQ-VAEs that score as one, a file's VQScore being the mean of theirs.
 
-Checkpoints of one recipe that differ only by seed disagree file by file about as much as they agree with people
-(README, "What limits the score"); the mean of their scores tracks listeners, PESQ and the ranking of enhancers
-better than any one of them (benchmarks/results/bag). A bag is data, like demucs' bags of models: a JSON file
+Checkpoints of one recipe that differ only by seed rank the same files differently enough that their mean is a
+different, steadier score: over five seeds it tracks listeners and PESQ better than any one of them, though not
+STOI or SI-SDR (benchmarks/results/bag), and it picks among enhancers' outputs better (benchmarks/results/selection).
+A bag is data, like demucs' bags of models: a JSON file
 {"name", "description"?, "members": [model, ...], "pooling"?} whose members are anything `vqscore.load` takes (a
 shipped bundle name, NAME@VERSION, a bundle path). Shipped bags live in `pretrained/bags/<name>.json`.
 `load_scorer(name)` is where a model name or a bag name becomes something with `vqscore(audio, sr)`.

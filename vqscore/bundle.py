@@ -211,8 +211,7 @@ def shipped_bundles() -> list[BundleInfo]:
 
 def find_shipped(name: str) -> BundleInfo:
     """A shipped bundle: "default" (the newest `DEFAULT_QE`, else the newest QE bundle), "default-se" (the newest
-    `DEFAULT_SE` enhancer),
-    "NAME" (its newest version) or "NAME@VERSION"."""
+    `DEFAULT_SE` enhancer), "NAME" (its newest version) or "NAME@VERSION"."""
     bundles = shipped_bundles()
     if "@" in name:
         wanted, version = name.split("@", 1)

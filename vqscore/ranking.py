@@ -223,7 +223,8 @@ def rank_systems(
 def model_scorer(model, **options) -> Scorer:
     """A `Scorer` from a loaded QE `vqscore.Model`: every call goes through the fast corpus path at once (one model,
     length-sorted batches, decoding workers) with the model's conditioning, pooling and long-file policy, as
-    `vqscore score` does; a `vqscore.bag.ModelBag` scores with each member so and gives their mean. `options` go to `corpus.score_file_batches` (num_workers, threads, batch_frames, ...)."""
+    `vqscore score` does; a `vqscore.bag.ModelBag` scores with each member so and gives their mean. `options` go
+    to `corpus.score_file_batches` (num_workers, threads, batch_frames, ...)."""
     from .corpus import score_paths_in_order  # the worker machinery is imported only when a model scores
 
     members = getattr(model, "models", None)
