@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
 
 import vqscore  # noqa: E402
 from benchmarks.build_quality_set import read_manifest  # noqa: E402
-from benchmarks.quality import SI_SDR_CAP, as_float  # noqa: E402
+from benchmarks.quality import SI_SDR_CAP, as_float, correlate  # noqa: E402
 from benchmarks.rated_sets import MUSHRA, TCD, read_rated, spearman, voicebank_pairs  # noqa: E402
 from benchmarks.speed import machine  # noqa: E402
 from vqscore.bag import BagSpec, find_bag  # noqa: E402
@@ -45,11 +45,6 @@ def frames_of(model: vqscore.Model, paths: list[Path]) -> list[np.ndarray]:
 
 def pooled(frames: list[np.ndarray], pooling: str) -> np.ndarray:
     return np.array([pool(f, pooling) for f in frames], dtype=np.float64)
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    keep = np.isfinite(x) & np.isfinite(y)
-    return float(np.corrcoef(x[keep], y[keep])[0, 1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             vb = scores[("voicebank", p)][label]
             row["voicebank_pairs"] = int(np.sum(vb[: len(clean)] > vb[len(clean) :]))
             if quality:
-                q = scores[("quality", p)][label]
-                row |= {f"quality_{k}_srcc": spearman(q, labels[k]) for k in QUALITY_LABELS}
-                row["quality_pesq_lcc"] = pearson(q, labels["pesq"])
+                # as benchmarks/quality.py correlates (finite pairs only), so v2's figures match its table
+                found = {k: correlate(scores[("quality", p)][label], labels[k]) for k in QUALITY_LABELS}
+                row |= {f"quality_{k}_srcc": found[k]["srcc"] for k in QUALITY_LABELS}
+                row["quality_pesq_lcc"] = found["pesq"]["lcc"]
             results.setdefault(p, {})[label] = row
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,11 @@ def section(results: dict) -> str:
     return "\n".join(lines)
 
 
+def command_line(results: dict) -> str:
+    """The command and machine of a selection or bag benchmark run, as its cards cite them."""
+    return f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs)."
+
+
 def enhancer_section(results: dict, system: str) -> str:
     """One enhancer's row of a `benchmarks/selection.py` run (it measures every member alone)."""
     for selection in results["selections"].values():
@@ -80,10 +85,7 @@ def enhancer_section(results: dict, system: str) -> str:
     ]
     if noisy is not None:
         lines += [f"The unprocessed input: PESQ {noisy['pesq']:.3f}, DNSMOS OVRL {noisy['dnsmos_ovrl']:.2f}.", ""]
-    lines += [
-        f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs).",
-        "",
-    ]
+    lines += [command_line(results), ""]
     return "\n".join(lines)
 
 
@@ -109,11 +111,7 @@ def bag_member_section(results: dict, member: str) -> str:
         r = table[label]
         q = " | ".join(f"{r.get(f'quality_{k}_srcc', float('nan')):.3f}" for k in LABELS)
         lines.append(f"| {label} | {r['tcd_srcc']:.3f} | {r['mushra_srcc']:.3f} | {r['voicebank_pairs']}/7 | {q} |")
-    lines += [
-        "",
-        f"Command: `{results['command']}` ({results['machine']['cpu_model']}, {results['machine']['cpu_count']} CPUs).",
-        "",
-    ]
+    lines += ["", command_line(results), ""]
     return "\n".join(lines)
 
 

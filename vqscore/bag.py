@@ -153,6 +153,11 @@ def load_bag(
     path = find_bag(name_or_path)
     if path is None:
         raise BagError(f"no shipped bag named {str(name_or_path)!r} (shipped: {', '.join(shipped_bags()) or 'none'})")
+    return read_bag(path, device, pooling)
+
+
+def read_bag(path: Path, device: str | torch.device | None = None, pooling: str | None = None) -> ModelBag:
+    """The bag of the bag file at `path` (as `find_bag` found it), every member loaded."""
     spec = BagSpec.read(path)
     models = []
     for member in spec.members:
@@ -167,6 +172,5 @@ def load_scorer(
     name_or_path: str | os.PathLike = "default", device: str | torch.device | None = None, pooling: str | None = None
 ):
     """A `ModelBag` when `name_or_path` is a bag (shipped name or bag JSON), else `vqscore.load(...)`'s `Model`."""
-    if find_bag(name_or_path) is not None:
-        return load_bag(name_or_path, device=device, pooling=pooling)
-    return load(name_or_path, device=device, pooling=pooling)
+    path = find_bag(name_or_path)
+    return load(name_or_path, device=device, pooling=pooling) if path is None else read_bag(path, device, pooling)
