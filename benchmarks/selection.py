@@ -69,7 +69,7 @@ from vqscore.bag import load_scorer  # noqa: E402
 from vqscore.enhancers import build_enhancer  # noqa: E402
 from vqscore.enhancers.base import EnhancerSpec  # noqa: E402
 from vqscore.ensemble import Ensemble, EnsembleSpec, find_ensemble  # noqa: E402
-from vqscore.ranking import model_scorer, rank_systems  # noqa: E402
+from vqscore.ranking import LEVEL, RESAMPLES, model_scorer, rank_systems  # noqa: E402
 from vqscore.selectors import build_selector  # noqa: E402
 
 RATE = Q.RATE
@@ -241,6 +241,7 @@ def summarise_selection(per_member, members, rows, general) -> dict:
             ]
             acc[b] = {"accuracy": len(agree) / len(index), "pesq_lost_when_wrong": mean(lost), "n": len(index)}
         out["accuracy"][s] = acc
+    out["uncertainty"] = selection_uncertainty(per_member, members, rows, picks, general)
     g = out["systems"][general]["overall"]["pesq"] if general in members else None
     o = out["systems"]["select:oracle"]["overall"]["pesq"]
     out["gap_closed"] = {
@@ -248,6 +249,43 @@ def summarise_selection(per_member, members, rows, general) -> dict:
         for s in ("vqscore", "dnsmos", "ae-error")
     }
     out["bands"] = [b for b, _ in BANDS if b in bands] + ([N.REAL] if N.REAL in bands else [])
+    return out
+
+
+def bootstrap_ci(n: int, statistic, resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL) -> list[float]:
+    """Percentile bootstrap interval of `statistic(index)` over n files drawn with replacement; index: (n,) ints.
+    Paired: every quantity inside one statistic sees the same draw of files."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(resamples)], dtype=np.float64)
+    tail = (1.0 - level) / 2.0
+    return [float(v) for v in np.nanquantile(values, [tail, 1.0 - tail])]
+
+
+def selection_uncertainty(per_member, members: list[str], rows: list[dict], picks: dict[str, list[str]], general: str) -> dict:
+    """How sure the two headline numbers are over this set of files: each selector's mean PESQ minus the best
+    single member's (the member best over the resampled files, so the comparison is the target's), and its share
+    of the general-to-oracle gap, with paired bootstrap intervals over files."""
+    pesq = np.array([[per_member[m][r["id"]]["pesq"] for r in rows] for m in members], dtype=np.float64)
+    column = np.arange(len(rows))
+    chosen = {s: pesq[[members.index(m) for m in picks[s]], column] for s in ("vqscore", "dnsmos", "ae-error", "oracle")}
+    g = members.index(general) if general in members else None
+
+    def margin(s: str):
+        return lambda i: chosen[s][i].mean() - pesq[:, i].mean(axis=1).max()
+
+    def gap(s: str):
+        def share(i):
+            base, top = pesq[g, i].mean(), chosen["oracle"][i].mean()
+            return (chosen[s][i].mean() - base) / (top - base) if top > base else math.nan
+
+        return share
+
+    everything = np.arange(len(rows))
+    out = {}
+    for s in ("vqscore", "dnsmos", "ae-error"):
+        out[s] = {"minus_best_member": margin(s)(everything), "minus_best_member_ci": bootstrap_ci(len(rows), margin(s))}
+        if g is not None:
+            out[s] |= {"gap_closed": gap(s)(everything), "gap_closed_ci": bootstrap_ci(len(rows), gap(s))}
     return out
 
 
@@ -301,6 +339,12 @@ def ranking(systems: list[tuple[System, Path]], per_system: dict[str, dict], row
             folders.append(linked)
         ranked = rank_systems(folders, model_scorer(qe), names=names, resamples=1000, seed=0)
     by_name = {s.name: s for s in ranked.systems}
+    ids = [Path(f).stem for f in ranked.files]
+
+    def per_file(label: str) -> np.ndarray:
+        """(systems, files) in the ranking's order, for the bootstrap."""
+        return np.array([[per_system[s.name][i][label] for i in ids] for s in ranked.systems], dtype=np.float64)
+
     table = []
     for name in names:
         table.append(
@@ -317,8 +361,16 @@ def ranking(systems: list[tuple[System, Path]], per_system: dict[str, dict], row
         "systems": table,
         "files": ranked.common,
         "kendall_tau_vqscore": kendall_tau(pesq, [t["vqscore"] for t in table]),
+        "kendall_tau_vqscore_ci": tau_interval(per_file("pesq"), ranked.scores),
         "kendall_tau_dnsmos": kendall_tau(pesq, [t["dnsmos_ovrl"] for t in table]),
+        "kendall_tau_dnsmos_ci": tau_interval(per_file("pesq"), per_file("dnsmos_ovrl")),
     }
+
+
+def tau_interval(labels: np.ndarray, scores: np.ndarray) -> list[float]:
+    """Bootstrap interval of the Kendall tau between systems' mean label and mean score; both (systems, files),
+    each draw of files recomputing every system's two means on the same files."""
+    return bootstrap_ci(labels.shape[1], lambda i: kendall_tau(labels[:, i].mean(axis=1), scores[:, i].mean(axis=1)))
 
 
 # ---------------------------------------------------------------- cost
@@ -376,6 +428,24 @@ def accuracy_table(sel: dict) -> list[str]:
     return lines
 
 
+def interval(ci: list[float], digits: int) -> str:
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def uncertainty_lines(u: dict | None) -> list[str]:
+    """The selection's margin over the best single member and its gap share, with 95% bootstrap intervals."""
+    if not u:
+        return []
+    return [
+        "Over resampled files (paired bootstrap, 95% intervals): selection minus the best single member, mean PESQ: "
+        + ", ".join(f"{s} {v['minus_best_member']:+.3f} ({interval(v['minus_best_member_ci'], 3)})" for s, v in u.items())
+        + "; gap share: "
+        + ", ".join(f"{s} {interval(v['gap_closed_ci'], 2)}" for s, v in u.items() if "gap_closed_ci" in v)
+        + ".",
+        "",
+    ]
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Selection and ranking benchmark",
@@ -403,6 +473,7 @@ def markdown(result: dict) -> str:
             f"Share of the general-to-oracle PESQ gap closed (general: `{result['general']}`): "
             + ", ".join(f"{s} {fmt(v, 2)}" for s, v in sel["gap_closed"].items()),
             "",
+            *uncertainty_lines(sel.get("uncertainty")),
             "Picks per member: "
             + "; ".join(f"{s}: " + ", ".join(f"{m} {n}" for m, n in counts.items()) for s, counts in sel["picked"].items()),
             "",
@@ -422,8 +493,11 @@ def markdown(result: dict) -> str:
         "## Ranking systems without references",
         "",
         f"{len(rk['systems'])} systems on {rk['files']} files. Kendall tau against the PESQ ranking: VQScore "
-        f"(`vqscore rank`, {rk.get('model', result['qe_model'])}) **{rk['kendall_tau_vqscore']:.3f}**, DNSMOS OVRL "
-        f"{rk['kendall_tau_dnsmos']:.3f}"
+        f"(`vqscore rank`, {rk.get('model', result['qe_model'])}) **{rk['kendall_tau_vqscore']:.3f}**"
+        + (f" (95% CI {interval(rk['kendall_tau_vqscore_ci'], 2)} over files)" if "kendall_tau_vqscore_ci" in rk else "")
+        + ", DNSMOS OVRL "
+        + f"{rk['kendall_tau_dnsmos']:.3f}"
+        + (f" ({interval(rk['kendall_tau_dnsmos_ci'], 2)})" if "kendall_tau_dnsmos_ci" in rk else "")
         + "".join(f"; with pooling {p}: {tau:.3f}" for p, tau in rk.get("other_poolings", {}).items())
         + ".",
         "",

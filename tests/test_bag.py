@@ -165,3 +165,101 @@ def test_vqscore_score_takes_a_bag(bag_file):
 def test_enhance_refuses_a_bag(bag_file):
     with pytest.raises(vqscore.BundleError, match="a bag of QE models scores; it cannot enhance"):
         vqscore.enhance(speech_like(1.0), 16000, model=str(bag_file))
+
+
+def read_rows(path) -> dict[str, dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return {r["path"]: r for r in csv.DictReader(f)}
+
+
+@pytest.fixture
+def score_folder(tmp_path):
+    """Three speech-like files of different lengths (1.6 s is windowed by the small policy below) and one too short."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for k, seconds in enumerate((0.6, 1.0, 1.6)):
+        sf.write(str(folder / f"{k}.wav"), speech_like(seconds, seed=20 + k, noise=0.05 * k), 16000)
+    sf.write(str(folder / "short.wav"), np.zeros(40, dtype=np.float32), 16000)
+    return folder
+
+
+@pytest.mark.parametrize("policy", [[], ["--max-whole-s", "1.2", "--window-s", "0.5"]], ids=["whole", "windows"])
+def test_cli_score_with_a_bag_is_the_mean_of_its_members(bag_file, score_folder, tmp_path, policy):
+    """One decode per file feeds both members (corpus path); every column equals the mean of the members' own runs,
+    windowed files included, and a failed file fails once, named."""
+    out = tmp_path / "bag.csv"
+    assert main(["score", str(score_folder), "--model", str(bag_file), "-o", str(out), *policy]) == 1  # short.wav fails
+    got = read_rows(out)
+    member_rows = []
+    for seed in (0, 1):
+        one = tmp_path / f"m{seed}.csv"
+        main(
+            [
+                "score",
+                str(score_folder),
+                "--model",
+                str(bag_file.parent / "models" / f"tiny-qe-{seed}.json"),
+                "-o",
+                str(one),
+                *policy,
+            ]
+        )
+        member_rows.append(read_rows(one))
+    assert set(got) == set(member_rows[0])
+    for path, row in got.items():
+        if path.endswith("short.wav"):
+            assert row["vqscore"] == "" and "too short" in row["error"] and row["error"].startswith(path)
+            continue
+        for column in ("vqscore", "l2_z"):
+            expected = np.mean([float(m[path][column]) for m in member_rows])
+            assert float(row[column]) == pytest.approx(expected, abs=2e-6)  # the table's 6 decimals
+        assert (
+            row["mos"] == "" and row["model"].startswith("tiny-bag[tiny-qe-0@0.0.1#") and "mean of 2 models" in row["scoring"]
+        )
+    assert float(got[str(score_folder / "0.wav")]["vqscore"]) != pytest.approx(
+        float(member_rows[0][str(score_folder / "0.wav")]["vqscore"]), abs=1e-4
+    )
+
+
+def test_corpus_path_scores_several_networks_from_one_decode(bag_file, score_folder):
+    from vqscore.corpus import score_paths_in_order
+
+    members = members_of(bag_file)
+    paths = [str(score_folder / f"{k}.wav") for k in range(3)]
+    poolings = ["mean", "p10"]
+    together = score_paths_in_order([m.network for m in members], paths, pooling=poolings, num_workers=0)
+    alone = [score_paths_in_order(m.network, paths, pooling=p, num_workers=0) for m, p in zip(members, poolings, strict=True)]
+    for k, r in enumerate(together):
+        assert r.score.cos_z == pytest.approx((alone[0][k].score.cos_z + alone[1][k].score.cos_z) / 2, abs=1e-12)
+        np.testing.assert_allclose(r.score.frames, (alone[0][k].score.frames + alone[1][k].score.frames) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="need one pooling per network: 2 networks, 1 poolings"):
+        score_paths_in_order([m.network for m in members], paths, pooling=["mean"])
+    se = tiny_network("se")
+    with pytest.raises(ValueError, match="networks scored together must share their features"):
+        score_paths_in_order([members[0].network, se], paths)
+
+
+def test_bag_members_must_share_a_conditioning(bag_file, tmp_path):
+    paper, other = members_of(bag_file)
+    mixed = ModelBag([paper.with_conditioning("paper"), other.with_conditioning("robust")], "mixed")
+    with pytest.raises(BagError, match=r"bag 'mixed': members differ in conditioning \(paper, robust\); give one"):
+        _ = mixed.conditioning
+    assert mixed.with_conditioning("robust").conditioning.name == "robust"
+
+
+def test_distributed_scoring_refuses_a_bag(bag_file, tmp_path, capsys):
+    code = main(["score", str(tmp_path), "--model", str(bag_file), "--distributed", "2", "-o", str(tmp_path / "x.csv")])
+    assert code == 2
+    assert f"--distributed scores with one model; {bag_file} is a bag" in capsys.readouterr().err
+
+
+def test_filter_takes_a_bag(bag_file, score_folder, tmp_path):
+    manifest = tmp_path / "kept.csv"
+    assert main(["filter", str(score_folder), "--model", str(bag_file), "--keep-top", "50", "-o", str(manifest)]) == 0
+    scores = read_rows(tmp_path / "kept.scores.csv")
+    assert all(r["model"].startswith("tiny-bag[") for r in scores.values())
+    kept = [p for p, r in read_rows(manifest).items() if r["kept"] == "true"]
+    best = max((p for p, r in scores.items() if r["vqscore"]), key=lambda p: float(scores[p]["vqscore"]))
+    assert kept[0] == best and len(kept) == 2  # ceil(50 % of the 3 scored files)

@@ -52,3 +52,31 @@ def test_prune_drops_what_does_not_pay_and_keeps_the_general_model():
     assert result["steps"][1]["pesq"] == pytest.approx((2.5 + 2.4 + 2.0 + 2.0) / 4)
     kept = selection.prune(MEMBERS, names, ROWS, keep="general", tolerance=1.0)["members"]
     assert "general" in kept and len(kept) == 2  # a large tolerance shrinks to two members, never below
+
+
+def test_uncertainty_is_the_margin_over_the_best_member_and_collapses_on_identical_files():
+    names = list(MEMBERS)
+    u = selection.summarise_selection(MEMBERS, names, ROWS, "general")["uncertainty"]["vqscore"]
+    assert u["minus_best_member"] == pytest.approx((2.5 + 2.4 + 2.0 + 1.2) / 4 - 2.0)  # general (2.0) is best alone
+    oracle = (2.5 + 2.4 + 2.6 + 2.0) / 4
+    assert u["gap_closed"] == pytest.approx(((2.5 + 2.4 + 2.0 + 1.2) / 4 - 2.0) / (oracle - 2.0))
+    assert u["minus_best_member_ci"][0] < u["minus_best_member"] < u["minus_best_member_ci"][1]
+    # four copies of f0 (a wins by 0.5 and VQScore picks it): every resample is the same set, so no spread
+    same = {m: {f"f{k}": v["f0"] for k in range(4)} for m, v in MEMBERS.items()}
+    u = selection.summarise_selection(same, names, ROWS, "general")["uncertainty"]["vqscore"]
+    assert u["minus_best_member_ci"] == pytest.approx([0.0, 0.0])  # the selection is a's output: a is the best member
+    assert u["gap_closed_ci"] == pytest.approx([1.0, 1.0])
+
+
+def test_tau_interval_resamples_files_of_every_system_together():
+    import numpy as np
+
+    labels = np.array([[3.0 + 0.1 * k for k in range(5)], [2.0 + 0.1 * k for k in range(5)], [1.0] * 5])
+    agree = np.array([[0.9] * 5, [0.8] * 5, [0.7] * 5])
+    assert selection.tau_interval(labels, agree) == pytest.approx([1.0, 1.0])
+    assert selection.tau_interval(labels, agree[::-1]) == pytest.approx([-1.0, -1.0])
+    # file 0 reverses x and y: draws without it agree fully (tau 1, p = 0.8^5); with it, y ranks above x, and with
+    # it three times or more (p = 0.058 > 2.5 %) x falls below z as well (tau -1/3)
+    mixed = np.array([[0.5, 0.9, 0.9, 0.9, 0.9], [2.0, 0.8, 0.8, 0.8, 0.8], [0.7] * 5])
+    low, high = selection.tau_interval(labels, mixed)
+    assert low == pytest.approx(-1 / 3) and high == pytest.approx(1.0)

@@ -23,6 +23,9 @@ import torch
 
 from .api import Inputs, Model, load
 from .bundle import BundleError, shipped_data_files
+from .conditioning import Conditioning
+from .longform import LongformPolicy
+from .models.base import VQVAE
 from .pooling import check_pooling
 
 BAG_DIR = "bags"  # inside each pretrained directory: <name>.json
@@ -75,6 +78,8 @@ class ModelBag:
     list for a list, an array for a (..., samples) array."""
 
     kind = "qe"
+    # a 1-5 scale is fitted to one model's scores; the mean of several has none
+    mos_scale = None
 
     def __init__(self, models: Sequence[Model], name: str):
         if not models:
@@ -109,6 +114,24 @@ class ModelBag:
     def device(self) -> torch.device:
         return self.models[0].device
 
+    @property
+    def policy(self) -> LongformPolicy:
+        """The long-file policy the corpus path windows each file by, once for all members: the first member's."""
+        return self.models[0].policy
+
+    @policy.setter
+    def policy(self, policy: LongformPolicy) -> None:
+        for m in self.models:
+            m.policy = policy
+
+    @property
+    def conditioning(self) -> Conditioning:
+        """The members' conditioning; the corpus path prepares each file once for all of them, so they must agree."""
+        names = sorted({m.conditioning.name for m in self.models})
+        if len(names) > 1:
+            raise BagError(f"bag {self.name!r}: members differ in conditioning ({', '.join(names)}); give one to use for all")
+        return self.models[0].conditioning
+
     def with_pooling(self, pooling: str) -> ModelBag:
         return ModelBag([m.with_pooling(pooling) for m in self.models], self.name)
 
@@ -124,6 +147,13 @@ class ModelBag:
 
     def __repr__(self) -> str:
         return f"vqscore.ModelBag(name={self.name!r}, members={[m.tag for m in self.models]!r}, pooling={self.pooling!r})"
+
+
+def scoring_members(scorer: Model | ModelBag) -> tuple[list[VQVAE], list[str]]:
+    """The networks and poolings the corpus path (`corpus.score_file_batches`) scores with: a bag's members', or
+    the one model's."""
+    members = scorer.models if isinstance(scorer, ModelBag) else [scorer]
+    return [m.network for m in members], [m.pooling for m in members]
 
 
 def shipped_bags() -> dict[str, Path]:
@@ -169,8 +199,15 @@ def read_bag(path: Path, device: str | torch.device | None = None, pooling: str 
 
 
 def load_scorer(
-    name_or_path: str | os.PathLike = "default", device: str | torch.device | None = None, pooling: str | None = None
-):
-    """A `ModelBag` when `name_or_path` is a bag (shipped name or bag JSON), else `vqscore.load(...)`'s `Model`."""
+    name_or_path: str | os.PathLike = "default",
+    device: str | torch.device | None = None,
+    pooling: str | None = None,
+    conditioning: str | Conditioning | None = None,
+) -> Model | ModelBag:
+    """A `ModelBag` when `name_or_path` is a bag (shipped name or bag JSON), else `vqscore.load(...)`'s `Model`.
+    `pooling` and `conditioning` replace the model's (every member's)."""
     path = find_bag(name_or_path)
-    return load(name_or_path, device=device, pooling=pooling) if path is None else read_bag(path, device, pooling)
+    if path is None:
+        return load(name_or_path, device=device, conditioning=conditioning, pooling=pooling)
+    bag = read_bag(path, device, pooling)
+    return bag if conditioning is None else bag.with_conditioning(conditioning)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from .api import Model, load
 from .audio import AudioError, audio_extensions
+from .bag import find_bag, load_scorer, scoring_members
 from .bundle import BundleError, find_shipped, save_bundle, shipped_bundles
 from .conditioning import CONDITIONINGS
 from .engine import DEFAULT_BATCH_FRAMES, GPU_BATCH_FRAMES
@@ -108,8 +109,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         from .distributed import score_distributed  # Lightning is imported only here
 
         return score_distributed(args, files, policy)
-    model = load(args.model, device=device, conditioning=args.conditioning, pooling=args.pooling)
+    model = load_scorer(args.model, device=device, pooling=args.pooling, conditioning=args.conditioning)
     model.policy = policy
+    networks, poolings = scoring_members(model)
+    conditioning = model.conditioning  # a bag whose members differ fails here, before any file is read
     stamp = Stamp(model.tag, model.scoring)
     from .corpus import score_file_batches
 
@@ -129,15 +132,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     failed = {f for f in files if done.get(f)}
     try:
         batches = score_file_batches(
-            model.network,
+            networks,
             todo,
             batch_frames=args.batch_frames,
             num_workers=args.workers,
             threads=args.threads,
             lanes=args.lanes,
             policy=policy,
-            conditioning=model.conditioning,
-            pooling=model.pooling,
+            conditioning=conditioning,
+            pooling=poolings,
         )
         for results in batches:
             if windows is not None:  # before the main rows: a file in the main table has its windows written
@@ -193,6 +196,8 @@ def usage_error(args: argparse.Namespace) -> str:
     """Why the options of `vqscore score` cannot be used together, or ''."""
     if args.distributed and not args.output:
         return "--distributed needs -o/--output"
+    if args.distributed and find_bag(args.model) is not None:
+        return f"--distributed scores with one model; {args.model} is a bag (score it without --distributed)"
     if not args.max_whole_s > 0 or not args.window_s > 0:
         return "--max-whole-s and --window-s must be positive"
     if args.windows and args.output and Path(args.windows).resolve() == Path(args.output).resolve():
@@ -371,7 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="output file: .csv, or .jsonl/.ndjson for JSON lines (default: CSV on stdout)"
     )
     score.add_argument(
-        "--model", default="default", help="shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)"
+        "--model",
+        default="default",
+        help="shipped bundle name, bundle JSON, official checkpoint, or a bag of QE models (a shipped bag name such as "
+        "vqscore-qe-seeds, or a bag JSON: the mean of the members' scores) (default: %(default)s)",
     )
     score.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
     score.add_argument(

@@ -80,7 +80,8 @@ def add_parser(sub) -> None:
     filt.add_argument(
         "--model",
         default="default",
-        help="QE model: shipped bundle name, bundle JSON, or official checkpoint (default: %(default)s)",
+        help="QE model: shipped bundle name, bundle JSON, official checkpoint, or a bag of QE models (shipped bag name "
+        "or bag JSON) (default: %(default)s)",
     )
     filt.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cpu)")
     filt.add_argument(

@@ -27,6 +27,7 @@ naming the file, exactly as `vqscore.load(...).score(path)` would raise it.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
@@ -53,7 +54,16 @@ from .engine import (
 from .features import SAMPLE_RATE
 from .longform import DEFAULT_POLICY, LongformPolicy, SourceInfo, Windower, read_blocks
 from .models.base import VQVAE
-from .scoring import Score, apply_pooling, check_length, combine_windows, engine_for, scores_from_batch, silent_score
+from .scoring import (
+    Score,
+    apply_pooling,
+    check_length,
+    combine_windows,
+    engine_for,
+    mean_score,
+    scores_from_batch,
+    silent_score,
+)
 
 # A file whose header promises more than (whole-file limit - this) is streamed, so that resampling rounding never
 # sends a file over the limit through the in-memory path.
@@ -337,14 +347,14 @@ def default_workers(device: torch.device) -> int:
     return max(1, min(32, (os.cpu_count() or 2) - 1))
 
 
-def score_files(network: VQVAE, paths: Sequence[str], **kwargs) -> Iterator[FileResult]:
+def score_files(network: VQVAE | Sequence[VQVAE], paths: Sequence[str], **kwargs) -> Iterator[FileResult]:
     """Score audio files; yields one `FileResult` per path, in completion order (see `score_file_batches`)."""
     for results in score_file_batches(network, paths, **kwargs):
         yield from results
 
 
 def score_file_batches(
-    network: VQVAE,
+    network: VQVAE | Sequence[VQVAE],
     paths: Sequence[str],
     *,
     with_decoder: bool = False,
@@ -356,7 +366,7 @@ def score_file_batches(
     lanes: int | None = None,
     worker_nice: int | None = None,
     conditioning: Conditioning = PAPER,
-    pooling: str = "mean",
+    pooling: str | Sequence[str] = "mean",
 ) -> Iterator[list[FileResult]]:
     """Score audio files; yields the `FileResult`s of each batch as it completes (shortest files first).
 
@@ -367,8 +377,20 @@ def score_file_batches(
     lane per thread, i.e. single-threaded ops with no OpenMP barriers; on a GPU one lane).
     Scores equal `vqscore.load(...).score(path)` (windowed beyond 30 minutes, see `vqscore.longform`);
     cos_x / l2_x only `with_decoder`. `conditioning`: how each file (or window) is prepared (`vqscore.conditioning`);
-    `pooling`: how its frames make its VQScore (`vqscore.pooling`)."""
-    engine = engine_for(network)
+    `pooling`: how its frames make its VQScore (`vqscore.pooling`).
+
+    Several networks (a bag of QE models: one STFT, so one decode and one spectrum per file feed them all) give
+    each file the mean of their Scores (`scoring.mean_score`), each pooled by its entry of `pooling` (or all by
+    one)."""
+    networks = [network] if isinstance(network, VQVAE) else list(network)
+    poolings = [pooling] * len(networks) if isinstance(pooling, str) else list(pooling)
+    if not networks or len(poolings) != len(networks):
+        raise ValueError(f"need one pooling per network: {len(networks)} networks, {len(poolings)} poolings")
+    engines = [engine_for(n) for n in networks]
+    shared = {(e.features, e.normalizes_input, e.device) for e in engines}
+    if len(shared) > 1:
+        raise ValueError("networks scored together must share their features, input normalisation and device")
+    engine = engines[0]
     device = engine.device
     batch_frames = batch_frames or default_batch_frames(device)
     previous_threads = torch.get_num_threads()
@@ -380,7 +402,17 @@ def score_file_batches(
         lanes = max(1, int(lanes or 1))
     try:
         yield from _run(
-            engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning, pooling
+            engines,
+            paths,
+            with_decoder,
+            batch_frames,
+            num_workers,
+            prefetch,
+            policy,
+            worker_nice,
+            lanes,
+            conditioning,
+            poolings,
         )
     finally:
         if torch.get_num_threads() != previous_threads:
@@ -470,8 +502,9 @@ def plan_paths(engine: Engine, paths: Sequence[str], batch_frames: int, policy: 
 
 
 def _run(
-    engine, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning, pooling
+    engines, paths, with_decoder, batch_frames, num_workers, prefetch, policy, worker_nice, lanes, conditioning, poolings
 ) -> Iterator[list[FileResult]]:
+    engine = engines[0]  # the one whose features and device every engine shares
     if num_workers is None:
         num_workers = default_workers(engine.device)
     if worker_nice is None:
@@ -493,14 +526,28 @@ def _run(
     )
 
     def work(item: _Item):
-        return item, score_item(engine, item, with_decoder)
+        return item, [score_item(e, item, with_decoder) for e in engines]
 
     outputs = map(work, loader) if lanes == 1 else _threaded_map(work, loader, lanes)
-    assembler = ResultAssembler(engine, pooling)
+    assemblers = [ResultAssembler(e, p) for e, p in zip(engines, poolings, strict=True)]
     for item, scored in outputs:
-        results = assembler.add(item, scored)
-        if results:
-            yield results
+        per_engine = [a.add(item, s) for a, s in zip(assemblers, scored, strict=True)]
+        if per_engine[0]:
+            yield [mean_result(rs) for rs in zip(*per_engine, strict=True)]
+
+
+def mean_result(results: Sequence[FileResult]) -> FileResult:
+    """One file's result from several engines (the same file, in the same order): the first error, else the mean
+    of their Scores."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    failed = next((r for r in results if r.error), None)
+    if failed is not None:
+        return failed
+    if first.score is None:
+        return first
+    return dataclasses.replace(first, score=mean_score([r.score for r in results]))
 
 
 def _threaded_map(fn, items: Iterable, lanes: int) -> Iterator:
@@ -592,7 +639,7 @@ def _maybe_long_result(engine: Engine, long_parts: dict, key: str) -> FileResult
     return result
 
 
-def score_paths_in_order(network: VQVAE, paths: Sequence[str], **kwargs) -> list[FileResult]:
+def score_paths_in_order(network: VQVAE | Sequence[VQVAE], paths: Sequence[str], **kwargs) -> list[FileResult]:
     """`score_files` collected back into the order of `paths`."""
     results = {}
     for r in score_files(network, paths, **kwargs):

@@ -221,34 +221,18 @@ def rank_systems(
 
 
 def model_scorer(model, **options) -> Scorer:
-    """A `Scorer` from a loaded QE `vqscore.Model`: every call goes through the fast corpus path at once (one model,
-    length-sorted batches, decoding workers) with the model's conditioning, pooling and long-file policy, as
-    `vqscore score` does; a `vqscore.bag.ModelBag` scores with each member so and gives their mean. `options` go
-    to `corpus.score_file_batches` (num_workers, threads, batch_frames, ...)."""
+    """A `Scorer` from a loaded QE `vqscore.Model` or `vqscore.bag.ModelBag`: every call goes through the fast
+    corpus path at once (length-sorted batches, decoding workers) with the model's conditioning, pooling and
+    long-file policy, as `vqscore score` does; a bag's members score each file from one decode and give their mean.
+    `options` go to `corpus.score_file_batches` (num_workers, threads, batch_frames, ...)."""
+    from .bag import scoring_members
     from .corpus import score_paths_in_order  # the worker machinery is imported only when a model scores
 
-    members = getattr(model, "models", None)
-    if members is not None:  # a `vqscore.bag.ModelBag`: each member scores every file; a file's score is their mean
-        scorers = [model_scorer(m, **options) for m in members]
-
-        def score_bag(paths: Sequence[str]) -> list[float | str]:
-            per_member = [s(paths) for s in scorers]
-            out: list[float | str] = []
-            for values in zip(*per_member, strict=True):
-                failed = [v for v in values if isinstance(v, str)]
-                out.append(failed[0] if failed else float(np.mean(values)))
-            return out
-
-        return score_bag
+    networks, poolings = scoring_members(model)
 
     def score(paths: Sequence[str]) -> list[float | str]:
         results = score_paths_in_order(
-            model.network,
-            paths,
-            policy=model.policy,
-            conditioning=model.conditioning,
-            pooling=model.pooling,
-            **options,
+            networks, paths, policy=model.policy, conditioning=model.conditioning, pooling=poolings, **options
         )
         return [r.error or r.score.cos_z for r in results]
 

@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 
+# the four scores of a `Score`, in its order
+SCORE_FIELDS = ("cos_z", "l2_z", "cos_x", "l2_x")
+
+
 @dataclass(frozen=True)
 class Score:
     """Quality scores of one utterance. Higher `cos_z` / `cos_x` and lower `l2_z` / `l2_x` mean cleaner speech.
@@ -71,7 +75,7 @@ class Score:
     windows: tuple[WindowScore, ...] | None = field(default=None)
 
     def as_dict(self) -> dict[str, float]:
-        return {"cos_z": self.cos_z, "l2_z": self.l2_z, "cos_x": self.cos_x, "l2_x": self.l2_x}
+        return {k: getattr(self, k) for k in SCORE_FIELDS}
 
 
 def silent_score(num_frames: int, hop: int, rate: int) -> Score:
@@ -92,6 +96,23 @@ def apply_pooling(score: Score, pooling: str) -> Score:
             for w, a, b in zip(windows, bounds[:-1], bounds[1:], strict=True)
         )
     return dataclasses.replace(score, cos_z=pool(score.frames, pooling), windows=windows)
+
+
+def mean_score(scores: Sequence[Score]) -> Score:
+    """The Score of a bag of models on one utterance: each field the mean of the models' (each already pooled),
+    `frames` the per-frame mean. The models share the STFT, so their frames (and windows) line up."""
+    first = scores[0]
+    if len(scores) == 1:
+        return first
+
+    def means(items) -> dict[str, float]:
+        return {k: float(np.mean([getattr(i, k) for i in items])) for k in SCORE_FIELDS}
+
+    windows = first.windows
+    if windows is not None:
+        windows = tuple(dataclasses.replace(ws[0], **means(ws)) for ws in zip(*(s.windows for s in scores), strict=True))
+    frames = np.mean([s.frames for s in scores], axis=0).astype(first.frames.dtype, copy=False)
+    return dataclasses.replace(first, **means(scores), frames=frames, windows=windows)
 
 
 def nothing_to_judge(wav: np.ndarray, model: VQVAE, conditioning: Conditioning = PAPER) -> bool:
@@ -220,7 +241,7 @@ def score_utterances(
 def combine_windows(windows: list[tuple[int, int, Score]], sample_rate: int = SAMPLE_RATE) -> Score:
     """Score of a long file from its windows: [(start, stop, window Score)] in file order (samples at 16 kHz)."""
     parts, times, listed = [], [], []
-    weights = {k: [0.0, 0] for k in ("cos_z", "l2_z", "cos_x", "l2_x")}
+    weights = {k: [0.0, 0] for k in SCORE_FIELDS}
     for start, stop, score in windows:
         n = score.frames.shape[0]
         parts.append(score.frames)
