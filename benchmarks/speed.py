@@ -53,6 +53,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "clean"
 def shown(path) -> str:
     """A path as recorded in results: relative to the repository, so no machine's layout is committed."""
     return os.path.relpath(path, REPO)
+
+
 FALLBACK_MODEL = REPO.parent / "shared" / "reference" / "qe_seed0.pkl"
 SR = 16_000
 
@@ -175,6 +177,27 @@ def bench_cli(model: str, data: Path, files: list[str], audio_s: float, repeats:
         "full_s": full_s,
         "rtf_end_to_end_raw": audio_s / full_s,
         "rtf": audio_s / max(1e-9, full_s - start_s),
+    }
+
+
+def bench_bag(bag: str, data: Path, files: list[str], audio_s: float, repeats: int, workdir: Path, extra: list[str]) -> dict:
+    """(e) `vqscore score --model BAG`: one decode and spectrum per file feed every member; against (e') each member
+    scored by its own CLI run, one after another (what the bag cost before, and what scoring them apart costs)."""
+    from vqscore.bag import BagSpec, find_bag
+
+    members = list(BagSpec.read(find_bag(bag)).members)
+    together = bench_cli(bag, data, files, audio_s, repeats, workdir, extra)
+    apart = [bench_cli(m, data, files, audio_s, repeats, workdir, extra) for m in members]
+    apart_s = sum(a["full_s"] - a["startup_s"] for a in apart)
+    together_s = together["full_s"] - together["startup_s"]
+    return {
+        "bag": bag,
+        "members": members,
+        "together": together,
+        "apart": apart,
+        "apart_s": apart_s,
+        "apart_rtf": audio_s / apart_s,
+        "speedup": apart_s / together_s,
     }
 
 
@@ -339,10 +362,23 @@ def markdown(r: dict) -> str:
         lines.append(f"| (d) DNSMOS P.835 (speechmos; {d['files']} files, {d['subset']}) | {d['rtf']:.1f} | {d['s']:.2f} |")
     else:
         lines.append(f"| (d) DNSMOS P.835 | {d.get('skipped', 'skipped')} | |")
+    if r.get("bag"):
+        g = r["bag"]
+        e = g["together"]
+        lines += [
+            f"| (e) CLI with the bag `{g['bag']}` ({len(g['members'])} models; one decode per file), start-up subtracted "
+            f"| {e['rtf']:.0f} | {e['full_s'] - e['startup_s']:.2f} |",
+            f"| (e') its members one after another, a CLI run each, start-ups subtracted | {g['apart_rtf']:.0f} | {g['apart_s']:.2f} |",
+        ]
     lines += [
         "",
         f"Ratios: (a)/(c) = **{r['ratio_cli_vs_reference']:.1f}x**"
         + (f", (a)/(d) = **{r['ratio_cli_vs_dnsmos']:.0f}x**" if r.get("ratio_cli_vs_dnsmos") else "")
+        + (
+            f", (e')/(e) = **{r['bag']['speedup']:.2f}x**, (a)/(e) = {r['cli']['rtf'] / r['bag']['together']['rtf']:.2f}x"
+            if r.get("bag")
+            else ""
+        )
         + ".",
     ]
     if r.get("long"):
@@ -379,6 +415,7 @@ def main(argv=None) -> int:
     parser.add_argument("--long-hours", type=float, default=2.0, help="length of the long file (0: skip)")
     parser.add_argument("--profile-step", type=int, default=4, help="profile the engine on every N-th file (0: skip)")
     parser.add_argument("--cli-args", default="", help="extra arguments for the CLI runs, e.g. '--workers 2'")
+    parser.add_argument("--bag", help="also time the CLI with this bag of QE models, and its members one by one")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "speed")
     args = parser.parse_args(argv)
 
@@ -413,6 +450,9 @@ def main(argv=None) -> int:
         result["reference"] = bench_reference(model, files, args.reference_files)
         print("(d) DNSMOS ...", file=sys.stderr)
         result["dnsmos"] = bench_dnsmos(files, args.dnsmos_files)
+        if args.bag:
+            print(f"(e) CLI with the bag {args.bag} ...", file=sys.stderr)
+            result["bag"] = bench_bag(args.bag, args.data, files, audio_s, args.repeats, work, extra)
         if args.long_hours > 0:
             print(f"{args.long_hours} h file ...", file=sys.stderr)
             result["long"] = bench_long(model, files, args.long_hours, work)
