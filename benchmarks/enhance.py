@@ -97,7 +97,7 @@ def weights_fingerprint(enhancer) -> str:
     that share weights may still enhance differently (`SEConfig.resynthesis`)."""
     network = enhancer.model.network if hasattr(enhancer, "model") else getattr(enhancer, "network", None)
     if network is None:
-        return ""
+        return getattr(enhancer, "weights_sha256", "")[:12]  # a composite (pitch-routed): its parts' weights
     config = json.dumps(network.config.to_dict(), sort_keys=True)
     return f"{enhancer.weights_sha256[:12]}-{hashlib.sha1(config.encode()).hexdigest()[:6]}"
 

@@ -184,6 +184,19 @@ def test_snr_band_specialists_train_from_scratch(capsys):
         assert config["trainer"]["callbacks"][-1]["init_args"]["directory"] == f"runs/unet-{name}/bundle"
 
 
+def test_pitch_specialists_fine_tune_noise_low_on_one_half_of_the_speakers(capsys):
+    noise_low = printed_config(capsys, "general.yaml", "noise-low.yaml")
+    for half in ("low", "high"):
+        config = printed_config(capsys, "general.yaml", f"pitch-{half}.yaml")
+        assert config["data"]["sources"] == [f"runs/pitch/{half}.csv"]  # written by recipes.unet.pitch_split
+        for key in ("conditions", "snr_range", "rir_prob", "speaker_split"):
+            assert config["data"][key] == noise_low["data"][key]
+        assert config["model"]["init_bundle"] == "pretrained/vqscore-unet-noise-low.json" and config["model"]["lr"] == 3.0e-4
+        assert (ROOT / config["model"]["init_bundle"]).is_file()
+        assert config["trainer"]["callbacks"][-1]["init_args"]["name"] == f"vqscore-unet-pitch-{half}"
+        assert config["trainer"]["callbacks"][-1]["init_args"]["directory"] == f"runs/unet-pitch-{half}/bundle"
+
+
 def write_manifest(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

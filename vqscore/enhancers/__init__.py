@@ -6,8 +6,9 @@ kinds. A kind is added by adding its module and a line here.
     enhanced = enhancer.enhance(wav)         # (samples,) float32 at 16 kHz -> (samples,) float32 at 16 kHz
 
 Kinds: "passthrough" (the input, "noisy"), "bundle" (an SE or U-Net bundle, or an official SE checkpoint; options
-model, device), "spectral-gating" (no weights; options: the `SpectralGating` fields), "noisereduce" and "nsnet2"
-(third-party packages, imported when built; nsnet2 option threads).
+model, device), "pitch-routed" (two bundles, low and high, and the input's voice pitch picks one: `routed.py`;
+options low, high, threshold_hz, unvoiced, device), "spectral-gating" (no weights; options: the `SpectralGating`
+fields), "noisereduce" and "nsnet2" (third-party packages, imported when built; nsnet2 option threads).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from . import bundle, external, passthrough
+from . import bundle, external, passthrough, routed
 from .base import RATE, Enhancer, EnhancerError, EnhancerSpec
 from .dsp import SpectralGating
 
 BUILDERS: dict[str, Callable[..., Enhancer]] = {
     "passthrough": passthrough.build,
     "bundle": bundle.build,
+    "pitch-routed": routed.build,
     "spectral-gating": SpectralGating,
     "noisereduce": external.NoiseReduce,
     "nsnet2": external.NSNet2,
