@@ -23,7 +23,7 @@ def build(kind: str, **options) -> Enhancer:
 
 
 def test_kinds():
-    assert sorted(BUILDERS) == ["bundle", "noisereduce", "nsnet2", "passthrough", "spectral-gating"]
+    assert sorted(BUILDERS) == ["bundle", "noisereduce", "nsnet2", "passthrough", "pitch-routed", "spectral-gating"]
 
 
 def test_passthrough_is_the_identity():
@@ -69,7 +69,7 @@ def test_unknown_kind_and_option_are_refused_by_name():
         build("wiener")
     assert (
         str(info.value)
-        == "unknown enhancer kind 'wiener'; known kinds: bundle, noisereduce, nsnet2, passthrough, spectral-gating"
+        == "unknown enhancer kind 'wiener'; known kinds: bundle, noisereduce, nsnet2, passthrough, pitch-routed, spectral-gating"
     )
     with pytest.raises(EnhancerError) as info:
         build("bundle", model="default-se", strength=2)
