@@ -13,7 +13,6 @@ reference. Writes benchmarks/results/pitch/results.md and results.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import build_quality_set as Q  # noqa: E402
 from benchmarks.enhance import fingerprint, load_entries  # noqa: E402
 from benchmarks.selection import enhancer_system  # noqa: E402
-from benchmarks.speed import machine, shown  # noqa: E402
+from benchmarks.speed import machine, shown, write_results  # noqa: E402
 from vqscore.ensemble import EnsembleSpec, find_ensemble  # noqa: E402
 from vqscore.pitch import median_f0  # noqa: E402
 
@@ -113,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sets": [measure(root.resolve(), spec) for root in args.set],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "results.md").write_text(markdown(result))
-    sys.stdout.write(markdown(result))
+    write_results(args.out, "results", result, markdown(result))
     return 0
 
 

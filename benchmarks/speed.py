@@ -81,6 +81,14 @@ def resolve_model(name: str) -> tuple[str, str]:
         raise
 
 
+def write_results(out: Path, stem: str, result: dict, text: str, indent: int = 1) -> None:
+    """OUT/STEM.json (the figures) and OUT/STEM.md (their table), and the table on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=indent) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    sys.stdout.write(text)
+
+
 def machine() -> dict:
     info = {
         "processor": platform.processor() or platform.machine(),
@@ -463,10 +471,7 @@ def main(argv=None) -> int:
     result["ratio_cli_vs_reference"] = result["cli"]["rtf"] / result["reference"]["rtf"]
     if "rtf" in result["dnsmos"]:
         result["ratio_cli_vs_dnsmos"] = result["cli"]["rtf"] / result["dnsmos"]["rtf"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "speed.md").write_text(markdown(result))
-    sys.stdout.write(markdown(result))
+    write_results(args.out, "speed", result, markdown(result), indent=2)
     return 0
 
 
