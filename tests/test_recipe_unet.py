@@ -197,6 +197,18 @@ def test_pitch_specialists_fine_tune_noise_low_on_one_half_of_the_speakers(capsy
         assert config["trainer"]["callbacks"][-1]["init_args"]["directory"] == f"runs/unet-pitch-{half}/bundle"
 
 
+def test_pitch_x_snr_band_specialists_fine_tune_snr_band_low(capsys):
+    band = printed_config(capsys, "general.yaml", "snr-band-low.yaml")
+    for half in ("low", "high"):
+        name = f"snr-band-low-pitch-{half}"
+        config = printed_config(capsys, "general.yaml", f"{name}.yaml")
+        assert config["data"]["sources"] == [f"runs/pitch/{half}.csv"]
+        for key in ("conditions", "snr_range", "val_snr_range", "rir_prob", "speaker_split"):
+            assert config["data"][key] == band["data"][key]
+        assert config["model"]["init_bundle"] == "pretrained/vqscore-unet-snr-band-low.json"
+        assert config["trainer"]["callbacks"][-1]["init_args"]["name"] == f"vqscore-unet-{name}"
+
+
 def write_manifest(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
