@@ -2,8 +2,8 @@
 input's own pitch decides which runs.
 
 The SSEMS paper's specialists split by gender; the U-Net pair vqscore-unet-pitch-low/-high is trained on the training
-speakers below and above 165 Hz (recipes/unet/pitch_split.py), and each beats the other by 0.06-0.08 PESQ on its own
-half of the validation voices. The route is `vqscore.pitch.median_f0` of the noisy input: no label, no reference.
+speakers below and above 165 Hz (recipes/unet/pitch_split.py), and each beats the other by 0.06-0.07 PESQ on its own
+half of the voices, on the validation and the test set (benchmarks/results/pitch). The route is `vqscore.pitch.median_f0` of the noisy input: no label, no reference.
 An input with no voiced frame (noise only, silence, too short to tell) goes to the `unvoiced` side.
 """
 
