@@ -28,14 +28,13 @@ from benchmarks.enhance import fingerprint, load_entries  # noqa: E402
 from benchmarks.selection import enhancer_system  # noqa: E402
 from benchmarks.speed import machine, shown, write_results  # noqa: E402
 from vqscore.ensemble import EnsembleSpec, find_ensemble  # noqa: E402
-from vqscore.pitch import median_f0  # noqa: E402
+from vqscore.pitch import SPLIT_HZ, median_f0  # noqa: E402
 
 SYSTEMS = ("unet-general", "unet-noise-low", "unet-pitch-low", "unet-pitch-high", "unet-pitch-routed")
-THRESHOLD_HZ = 165.0
 
 
 def group_of(f0: float) -> str:
-    return "unvoiced" if math.isnan(f0) else ("low voices" if f0 < THRESHOLD_HZ else "high voices")
+    return "unvoiced" if math.isnan(f0) else ("low voices" if f0 < SPLIT_HZ else "high voices")
 
 
 def measure(root: Path, spec: EnsembleSpec) -> dict:
@@ -78,7 +77,7 @@ def markdown(result: dict) -> str:
         f"`{result['command']}`",
         "",
         f"Machine: {result['machine']['cpu_model'] or result['machine']['processor']}. Voice groups by the clean reference's "
-        f"median F0 ({THRESHOLD_HZ:g} Hz); mean PESQ per group.",
+        f"median F0 ({SPLIT_HZ:g} Hz); mean PESQ per group.",
     ]
     for s in result["sets"]:
         lines += [

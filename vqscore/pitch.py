@@ -25,6 +25,9 @@ LOUD_SHARE = 0.4  # the louder frames only: silence and breath have no pitch
 # median_f0 reads at most this much of an utterance: a speaker's pitch is clear well before, and the frame matrix of
 # an hour-long recording would take gigabytes
 MAX_SECONDS = 60.0
+# the median F0 that separates low voices from high ones, between the usual adult male and female ranges: the
+# speakers' split for training (recipes/unet/pitch_split.py) and the pitch-routed enhancer's route
+SPLIT_HZ = 165.0
 
 
 def voiced_f0(wav: np.ndarray) -> np.ndarray:

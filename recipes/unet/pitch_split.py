@@ -23,11 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
-from vqscore.features import SAMPLE_RATE
-from vqscore.pitch import voiced_f0
+from vqscore.audio import load_audio
+from vqscore.pitch import SPLIT_HZ, voiced_f0
 
 from ..common.corpus import collect, heldout_speakers
 
@@ -36,20 +34,13 @@ SOURCES = [
     "../shared/data/clean/an4/train",
     "../shared/data/clean/speechocean762",
 ]
-THRESHOLD_HZ = 165.0
-
-
-def read_mono(path: str) -> np.ndarray:
-    wav, sr = sf.read(path, dtype="float32", always_2d=True)
-    wav = wav.mean(axis=1)
-    return wav if sr == SAMPLE_RATE else soxr.resample(wav, sr, SAMPLE_RATE)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", nargs="+", default=SOURCES, help="clean folders or manifests (default: the recipe's)")
     parser.add_argument("--split", default="splits/speakers.json", help="speaker split whose val/test speakers are left out")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD_HZ, help="speaker F0 in Hz that splits the halves")
+    parser.add_argument("--threshold", type=float, default=SPLIT_HZ, help="speaker F0 in Hz that splits the halves")
     parser.add_argument("--out", type=Path, default=Path("runs/pitch"))
     args = parser.parse_args(argv)
 
@@ -58,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     f0s: dict[str, list[np.ndarray]] = defaultdict(list)
     files: dict[str, list[str]] = defaultdict(list)
     for u in utterances:
-        f0s[u.speaker].append(voiced_f0(read_mono(u.path)))
+        f0s[u.speaker].append(voiced_f0(load_audio(u.path).samples))
         files[u.speaker].append(u.path)
     speaker_f0 = {s: float(np.median(np.concatenate(v))) for s, v in f0s.items() if sum(x.size for x in v) > 0}
     threshold = args.threshold

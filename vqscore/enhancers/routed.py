@@ -3,8 +3,9 @@ input's own pitch decides which runs.
 
 The SSEMS paper's specialists split by gender; the U-Net pair vqscore-unet-pitch-low/-high is trained on the training
 speakers below and above 165 Hz (recipes/unet/pitch_split.py), and each beats the other by 0.06-0.07 PESQ on its own
-half of the voices, on the validation and the test set (benchmarks/results/pitch). The route is `vqscore.pitch.median_f0` of the noisy input: no label, no reference.
-An input with no voiced frame (noise only, silence, too short to tell) goes to the `unvoiced` side.
+half of the voices, on the validation and the test set (benchmarks/results/pitch). The route is
+`vqscore.pitch.median_f0` of the noisy input: no label, no reference. An input with no voiced frame (noise only,
+silence, too short to tell) goes to the `unvoiced` side.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import math
 
 import numpy as np
 
-from ..pitch import median_f0
+from ..pitch import SPLIT_HZ, median_f0
 from . import bundle
 from .base import Enhancer
 from .checks import utterance
 
-KIND = "pitch-routed"
 SIDES = ("low", "high")
 
 
@@ -35,7 +35,7 @@ class PitchRouted:
     """wav: (samples,) float32 at 16 kHz -> the `low` enhancer's output when its median F0 is below `threshold_hz`,
     else the `high` one's (`unvoiced` when it has no voiced frame)."""
 
-    def __init__(self, low: Enhancer, high: Enhancer, threshold_hz: float = 165.0, unvoiced: str = "high"):
+    def __init__(self, low: Enhancer, high: Enhancer, threshold_hz: float = SPLIT_HZ, unvoiced: str = "high"):
         check_route(threshold_hz, unvoiced)
         self.low, self.high = low, high
         self.threshold_hz = float(threshold_hz)
@@ -60,7 +60,7 @@ class PitchRouted:
 def build(
     low: str = "vqscore-unet-pitch-low",
     high: str = "vqscore-unet-pitch-high",
-    threshold_hz: float = 165.0,
+    threshold_hz: float = SPLIT_HZ,
     unvoiced: str = "high",
     device: str | None = None,
 ) -> PitchRouted:
