@@ -280,12 +280,11 @@ def selection_uncertainty(per_member, members: list[str], rows: list[dict], pick
 
         return share
 
-    everything = np.arange(len(rows))
     out = {}
     for s in ("vqscore", "dnsmos", "ae-error"):
-        out[s] = {"minus_best_member": margin(s)(everything), "minus_best_member_ci": bootstrap_ci(len(rows), margin(s))}
+        out[s] = {"minus_best_member": margin(s)(column), "minus_best_member_ci": bootstrap_ci(len(rows), margin(s))}
         if g is not None:
-            out[s] |= {"gap_closed": gap(s)(everything), "gap_closed_ci": bootstrap_ci(len(rows), gap(s))}
+            out[s] |= {"gap_closed": gap(s)(column), "gap_closed_ci": bootstrap_ci(len(rows), gap(s))}
     return out
 
 
