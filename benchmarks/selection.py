@@ -242,6 +242,7 @@ def summarise_selection(per_member, members, rows, general) -> dict:
             acc[b] = {"accuracy": len(agree) / len(index), "pesq_lost_when_wrong": mean(lost), "n": len(index)}
         out["accuracy"][s] = acc
     out["uncertainty"] = selection_uncertainty(per_member, members, rows, picks, general)
+    out["agreement"] = paired_agreement(per_member, members, rows)
     g = out["systems"][general]["overall"]["pesq"] if general in members else None
     o = out["systems"]["select:oracle"]["overall"]["pesq"]
     out["gap_closed"] = {
@@ -285,6 +286,45 @@ def selection_uncertainty(per_member, members: list[str], rows: list[dict], pick
         out[s] = {"minus_best_member": margin(s)(column), "minus_best_member_ci": bootstrap_ci(len(rows), margin(s))}
         if g is not None:
             out[s] |= {"gap_closed": gap(s)(column), "gap_closed_ci": bootstrap_ci(len(rows), gap(s))}
+    return out
+
+
+def paired_agreement(per_member, members: list[str], rows: list[dict]) -> dict:
+    """How well each selector's score tells, file by file, which of two outputs has the higher PESQ: for every member
+    against the best single member (mean PESQ), the Spearman correlation over files between the two outputs' score
+    difference and their PESQ difference, and the share of files where the two differences have the same sign
+    (files where either is zero left out). A selector can only beat its best member by as much as this resolves."""
+    from scipy.stats import spearmanr
+
+    def matrix(metric: str, sign: float) -> np.ndarray:
+        return sign * np.array([[per_member[m][r["id"]].get(metric, math.nan) for r in rows] for m in members], np.float64)
+
+    def varies(x: np.ndarray) -> bool:
+        return x.size > 2 and bool(np.ptp(x) > 0)
+
+    pesq = matrix("pesq", 1.0)
+    best = int(np.nanargmax(np.nanmean(pesq, axis=1)))
+    out = {"reference": members[best], "selectors": {}}
+    for s, (metric, sign) in SELECTORS.items():
+        if s == "oracle":
+            continue
+        score = matrix(metric, sign)
+        pairs = {}
+        for k, m in enumerate(members):
+            if k == best:
+                continue
+            dp, ds = pesq[k] - pesq[best], score[k] - score[best]
+            ok = np.isfinite(dp) & np.isfinite(ds)
+            moved = ok & (dp != 0) & (ds != 0)
+            pairs[m] = {
+                "spearman": float(spearmanr(ds[ok], dp[ok]).statistic) if varies(ds[ok]) and varies(dp[ok]) else None,
+                "sign_agreement": float(np.mean(np.sign(ds[moved]) == np.sign(dp[moved]))) if moved.any() else None,
+            }
+        out["selectors"][s] = {
+            "pairs": pairs,
+            "spearman": mean(p["spearman"] for p in pairs.values()),
+            "sign_agreement": mean(p["sign_agreement"] for p in pairs.values()),
+        }
     return out
 
 
@@ -445,6 +485,19 @@ def uncertainty_lines(u: dict | None) -> list[str]:
     ]
 
 
+def agreement_lines(a: dict | None) -> list[str]:
+    """Per-file agreement of each selector with PESQ on pairs of outputs (see `paired_agreement`)."""
+    if not a or not a["selectors"]:
+        return []
+    return [
+        f"Per file, each member against the best single member (`{a['reference']}`): Spearman correlation of the "
+        "score difference with the PESQ difference, and the share of files where their signs agree: "
+        + ", ".join(f"{s} {fmt(v['spearman'])} ({fmt(v['sign_agreement'])})" for s, v in a["selectors"].items())
+        + " (mean over the members).",
+        "",
+    ]
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Selection and ranking benchmark",
@@ -473,6 +526,7 @@ def markdown(result: dict) -> str:
             + ", ".join(f"{s} {fmt(v, 2)}" for s, v in sel["gap_closed"].items()),
             "",
             *uncertainty_lines(sel.get("uncertainty")),
+            *agreement_lines(sel.get("agreement")),
             "Picks per member: "
             + "; ".join(f"{s}: " + ", ".join(f"{m} {n}" for m, n in counts.items()) for s, counts in sel["picked"].items()),
             "",

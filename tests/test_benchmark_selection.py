@@ -17,7 +17,9 @@ ROWS = [{"id": f"f{k}", "condition": "noise:x", "snr_db": "0"} for k in range(4)
 
 
 def member(pesq: list[float], vq: list[float]) -> dict[str, dict]:
-    return {f"f{k}": {"pesq": p, "vqscore": v, "dnsmos_ovrl": v, "l2_x": -v} for k, (p, v) in enumerate(zip(pesq, vq, strict=True))}
+    return {
+        f"f{k}": {"pesq": p, "vqscore": v, "dnsmos_ovrl": v, "l2_x": -v} for k, (p, v) in enumerate(zip(pesq, vq, strict=True))
+    }
 
 
 # "general" is good everywhere; "a" wins f0 and f1 and VQScore sees it; "b" wins f2 but VQScore prefers it on f3,
@@ -80,3 +82,21 @@ def test_tau_interval_resamples_files_of_every_system_together():
     mixed = np.array([[0.5, 0.9, 0.9, 0.9, 0.9], [2.0, 0.8, 0.8, 0.8, 0.8], [0.7] * 5])
     low, high = selection.tau_interval(labels, mixed)
     assert low == pytest.approx(-1 / 3) and high == pytest.approx(1.0)
+
+
+def test_paired_agreement_compares_every_member_with_the_best_one_file_by_file():
+    names = list(MEMBERS)
+    a = selection.summarise_selection(MEMBERS, names, ROWS, "general")["agreement"]
+    assert a["reference"] == "general"  # mean PESQ 2.0, above a's 1.725
+    vq = a["selectors"]["vqscore"]["pairs"]
+    # a - general: PESQ +0.5 +0.4 -1 -1, VQScore +0.1 +0.1 -0.4 -0.4: same signs; ranks (4, 3, 1.5, 1.5) against
+    # (3.5, 3.5, 1.5, 1.5), whose Pearson correlation is 4 / sqrt(18) (VQScore ties f0 and f1, PESQ does not)
+    assert vq["a"] == {"spearman": pytest.approx(4 / 18**0.5), "sign_agreement": 1.0}
+    # b - general: PESQ -1 -1 +0.6 -0.8, VQScore -0.4 -0.4 -0.1 +0.4: f2's and f3's signs are wrong
+    assert vq["b"]["sign_agreement"] == pytest.approx(0.5)
+    # c - general: PESQ -0.5 everywhere, VQScore difference 0 everywhere: no sign to agree with, no order
+    assert vq["c"] == {"spearman": None, "sign_agreement": None}
+    assert selection.mean([vq["a"]["spearman"], vq["b"]["spearman"]]) == pytest.approx(a["selectors"]["vqscore"]["spearman"])
+    # the AE error is scored with its sign flipped (lower error is better): l2_x = -vq gives the same agreement
+    assert a["selectors"]["ae-error"]["pairs"]["a"]["sign_agreement"] == 1.0
+    assert "oracle" not in a["selectors"]
