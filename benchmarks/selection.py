@@ -194,15 +194,17 @@ def mean(values) -> float | None:
     return float(x.mean()) if x.size else None
 
 
+def metric_by_member(per_member: dict[str, dict[str, dict]], members: list[str], rows: list[dict], metric: str) -> np.ndarray:
+    """(members, rows) float64 of one metric; NaN where a member's file lacks it."""
+    return np.array([[per_member[m][r["id"]].get(metric, math.nan) for r in rows] for m in members], dtype=np.float64)
+
+
 def choose(per_member: dict[str, dict[str, dict]], members: list[str], rows: list[dict]) -> dict[str, list[str]]:
     """selector -> the member picked for each row (ties and NaNs: the first member listed)."""
     picks = {}
     for selector, (metric, sign) in SELECTORS.items():
-        chosen = []
-        for r in rows:
-            values = np.array([sign * per_member[m][r["id"]].get(metric, math.nan) for m in members], dtype=np.float64)
-            chosen.append(members[vqscore.selectors.pick(values)])
-        picks[selector] = chosen
+        values = sign * metric_by_member(per_member, members, rows, metric)
+        picks[selector] = [members[vqscore.selectors.pick(values[:, k])] for k in range(len(rows))]
     return picks
 
 
@@ -266,7 +268,7 @@ def selection_uncertainty(per_member, members: list[str], rows: list[dict], pick
     """How sure the two headline numbers are over this set of files: each selector's mean PESQ minus the best
     single member's (the member best over the resampled files, so the comparison is the target's), and its share
     of the general-to-oracle gap, with paired bootstrap intervals over files."""
-    pesq = np.array([[per_member[m][r["id"]]["pesq"] for r in rows] for m in members], dtype=np.float64)
+    pesq = metric_by_member(per_member, members, rows, "pesq")
     column = np.arange(len(rows))
     chosen = {s: pesq[[members.index(m) for m in picks[s]], column] for s in ("vqscore", "dnsmos", "ae-error", "oracle")}
     g = members.index(general) if general in members else None
@@ -296,19 +298,16 @@ def paired_agreement(per_member, members: list[str], rows: list[dict]) -> dict:
     (files where either is zero left out). A selector can only beat its best member by as much as this resolves."""
     from scipy.stats import spearmanr
 
-    def matrix(metric: str, sign: float) -> np.ndarray:
-        return sign * np.array([[per_member[m][r["id"]].get(metric, math.nan) for r in rows] for m in members], np.float64)
-
     def varies(x: np.ndarray) -> bool:
         return x.size > 2 and bool(np.ptp(x) > 0)
 
-    pesq = matrix("pesq", 1.0)
+    pesq = metric_by_member(per_member, members, rows, "pesq")
     best = int(np.nanargmax(np.nanmean(pesq, axis=1)))
     out = {"reference": members[best], "selectors": {}}
     for s, (metric, sign) in SELECTORS.items():
         if s == "oracle":
             continue
-        score = matrix(metric, sign)
+        score = sign * metric_by_member(per_member, members, rows, metric)
         pairs = {}
         for k, m in enumerate(members):
             if k == best:
@@ -487,7 +486,7 @@ def uncertainty_lines(u: dict | None) -> list[str]:
 
 def agreement_lines(a: dict | None) -> list[str]:
     """Per-file agreement of each selector with PESQ on pairs of outputs (see `paired_agreement`)."""
-    if not a or not a["selectors"]:
+    if not a:
         return []
     return [
         f"Per file, each member against the best single member (`{a['reference']}`): Spearman correlation of the "
