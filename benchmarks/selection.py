@@ -64,6 +64,7 @@ from benchmarks.enhance import (  # noqa: E402
     weights_fingerprint,
 )
 from benchmarks.speed import machine, shown  # noqa: E402
+from recipes.common.metrics import spearman  # noqa: E402
 from recipes.common.mixing import band_limit  # noqa: E402
 from vqscore.bag import load_scorer  # noqa: E402
 from vqscore.enhancers import build_enhancer  # noqa: E402
@@ -296,11 +297,6 @@ def paired_agreement(per_member, members: list[str], rows: list[dict]) -> dict:
     against the best single member (mean PESQ), the Spearman correlation over files between the two outputs' score
     difference and their PESQ difference, and the share of files where the two differences have the same sign
     (files where either is zero left out). A selector can only beat its best member by as much as this resolves."""
-    from scipy.stats import spearmanr
-
-    def varies(x: np.ndarray) -> bool:
-        return x.size > 2 and bool(np.ptp(x) > 0)
-
     pesq = metric_by_member(per_member, members, rows, "pesq")
     best = int(np.nanargmax(np.nanmean(pesq, axis=1)))
     out = {"reference": members[best], "selectors": {}}
@@ -315,8 +311,9 @@ def paired_agreement(per_member, members: list[str], rows: list[dict]) -> dict:
             dp, ds = pesq[k] - pesq[best], score[k] - score[best]
             ok = np.isfinite(dp) & np.isfinite(ds)
             moved = ok & (dp != 0) & (ds != 0)
+            rho = spearman(ds[ok], dp[ok]) if ok.sum() > 2 else math.nan  # NaN too when either side is constant
             pairs[m] = {
-                "spearman": float(spearmanr(ds[ok], dp[ok]).statistic) if varies(ds[ok]) and varies(dp[ok]) else None,
+                "spearman": rho if math.isfinite(rho) else None,
                 "sign_agreement": float(np.mean(np.sign(ds[moved]) == np.sign(dp[moved]))) if moved.any() else None,
             }
         out["selectors"][s] = {
