@@ -340,3 +340,24 @@ def test_tiny_unet_recipe_trains_exports_and_resumes(corpus, tmp_path):
         UNetModule(channels=(8, 16), init_bundle=str(bundle))
     with pytest.raises(ValueError, match="qe.json: a U-Net starts from a U-Net bundle, not a qe one"):
         UNetModule(channels=(4, 8), init_bundle=str(tmp_path / "qe.json"))
+
+
+def test_stft_size_is_a_hyper_parameter_the_bundle_keeps(tmp_path):
+    from recipes.unet.module import UNetModule
+    from vqscore.bundle import save_bundle
+    from vqscore.enhancers import EnhancerSpec, build_enhancer
+
+    module = UNetModule(channels=(4, 8), n_fft=256, hop_length=64)
+    assert module.model.config.num_bins == 129
+    assert (module.model.features.n_fft, module.model.features.win_length, module.model.features.hop_length) == (256, 256, 64)
+    path = save_bundle(module.model, tmp_path, "short", "0.0.1", {"source": "test"})
+    enhancer = build_enhancer(EnhancerSpec("bundle", {"model": str(path)}))
+    assert enhancer.network.features == module.model.features
+    wav = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 0.1
+    assert enhancer.enhance(wav).shape == wav.shape
+    again = UNetModule(channels=(4, 8), n_fft=256, hop_length=64, init_bundle=str(path))
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), module.model.state_dict().values(), strict=True)
+    )
+    with pytest.raises(ValueError, match=r"short.json: bundle U-Net .*n_fft=256.* differs from the configured .*n_fft=512"):
+        UNetModule(channels=(4, 8), init_bundle=str(path))

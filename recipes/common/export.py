@@ -119,6 +119,9 @@ class ExportBundle(L.Callback):
             "vqscore_version": vqscore.__version__,
             "notes": self.notes,
         }
+        self.write(pl_module, training)
+
+    def write(self, pl_module: L.LightningModule, training: dict) -> None:
         export(pl_module, self.directory, self.name, self.version, training)
 
 

@@ -3,13 +3,14 @@ on power-law compressed spectra, validation by enhancement like the SE recipe (`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from vqscore.bundle import load_bundle
 from vqscore.models import UNetConfig, UNetDenoiser
+from vqscore.models.unet import UNET_FEATURES
 
 from ..common.enhancement import EnhancementValidation
 
@@ -42,10 +43,19 @@ def compressed_losses(estimate: torch.Tensor, clean: torch.Tensor, exponent: flo
     return Losses(magnitude + complex_weight * complex_term, magnitude, complex_term)
 
 
+def unet_from_bundle(path: str) -> UNetDenoiser:
+    """The U-Net of a bundle, to start training from; a bundle of another kind is an error naming it."""
+    network, _ = load_bundle(path)
+    if network.config.kind != "unet":
+        raise ValueError(f"{path}: a U-Net starts from a U-Net bundle, not a {network.config.kind} one")
+    return network
+
+
 class UNetModule(EnhancementValidation):
     """The U-Net (`channels`, `kernel_size`, `leaky_slope`: `UNetConfig`) trained with Adam on `compressed_losses`;
     from random weights, or from the weights of the U-Net bundle `init_bundle` (a specialist fine-tuned from the
-    general model: the architecture then comes from the bundle and must equal the one configured here)."""
+    general model: the architecture then comes from the bundle and must equal the one configured here). `n_fft`
+    (the Hann window too) and `hop_length` set its STFT, 512 and 128 by default (`UNET_FEATURES`)."""
 
     def __init__(
         self,
@@ -59,18 +69,24 @@ class UNetModule(EnhancementValidation):
         seed: int = 0,
         score_model: str = "default",
         init_bundle: str | None = None,
+        n_fft: int = UNET_FEATURES.n_fft,
+        hop_length: int = UNET_FEATURES.hop_length,
     ):
         super().__init__()
         self.save_hyperparameters()
         torch.manual_seed(seed)
-        config = UNetConfig(channels=tuple(channels), kernel_size=kernel_size, leaky_slope=leaky_slope)
-        self.model = UNetDenoiser(config)
+        features = replace(UNET_FEATURES, n_fft=n_fft, win_length=n_fft, hop_length=hop_length)
+        config = UNetConfig(
+            num_bins=features.num_bins, channels=tuple(channels), kernel_size=kernel_size, leaky_slope=leaky_slope
+        )
+        self.model = UNetDenoiser(config, features)
         if init_bundle is not None:
-            network, _ = load_bundle(init_bundle)
-            if network.config.kind != "unet":
-                raise ValueError(f"{init_bundle}: a U-Net starts from a U-Net bundle, not a {network.config.kind} one")
-            if network.config != config:
-                raise ValueError(f"{init_bundle}: bundle U-Net {network.config} differs from the configured {config}")
+            network = unet_from_bundle(init_bundle)
+            if network.config != config or network.features != features:
+                raise ValueError(
+                    f"{init_bundle}: bundle U-Net {network.config}, {network.features} differs from the configured "
+                    f"{config}, {features}"
+                )
             self.model.load_state_dict(network.state_dict())
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
