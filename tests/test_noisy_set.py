@@ -149,3 +149,28 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_split_set_halves_by_speaker(tmp_path):
+    from benchmarks import split_set
+
+    root = tmp_path / "noisy-x"
+    (root / "noisy").mkdir(parents=True)
+    (root / "clean").mkdir()
+    (root / "enhanced" / "m-1").mkdir(parents=True)
+    (root / "enhanced" / "m-1" / "labels.json").write_text("{}")
+    rows = [{"id": f"{s}-{i}", "speaker": s, "snr_db": "0"} for s in ("7", "10", "3", "2") for i in range(2)]
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "speaker", "snr_db"])
+        writer.writeheader()
+        writer.writerows(rows)
+    split_set.main(["--set", str(root)])
+    got = {}
+    for h in "AB":
+        with open(tmp_path / f"noisy-x-{h}" / "manifest.csv", newline="") as f:
+            got[h] = list(csv.DictReader(f))
+        assert (tmp_path / f"noisy-x-{h}" / "noisy").resolve() == (root / "noisy").resolve()
+        assert (tmp_path / f"noisy-x-{h}" / "enhanced" / "m-1" / "labels.json").is_file()
+    # sorted as strings: "10", "2", "3", "7" -> A, B, A, B
+    assert [r["id"] for r in got["A"]] == ["10-0", "10-1", "3-0", "3-1"]
+    assert [r["id"] for r in got["B"]] == ["7-0", "7-1", "2-0", "2-1"]  # row order kept
