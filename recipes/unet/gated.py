@@ -23,6 +23,7 @@ from torch import nn
 
 from vqscore.features import SAMPLE_RATE
 from vqscore.models import UNetConfig, UNetDenoiser
+from vqscore.selectors import pick
 
 from ..common.enhancement import EnhancementValidation
 from ..common.export import ExportBundle, export
@@ -32,9 +33,9 @@ from .module import compressed_losses, unet_from_bundle
 
 
 def preferred(values: np.ndarray) -> np.ndarray:
-    """(members, items) selector values -> (items,) index of the preferred member per item: the highest finite
-    value, the first member on a tie, member 0 where none is finite (`vqscore.selectors.pick` per column)."""
-    return np.argmax(np.where(np.isfinite(values), values, -np.inf), axis=0)
+    """(members, items) selector values -> (items,) index of the member `Ensemble.enhance` would keep per item
+    (`vqscore.selectors.pick` per column: the highest finite value, the first on a tie, 0 where none is finite)."""
+    return np.array([pick(column) for column in values.T], dtype=np.int64)
 
 
 class ScoreGatedUNets(EnhancementValidation):
@@ -93,7 +94,7 @@ class ScoreGatedUNets(EnhancementValidation):
                 m.train(mode)
 
     def choose(self, outputs: list[np.ndarray]) -> int:
-        return int(preferred(np.asarray(self.gate.vqscore(outputs, sr=SAMPLE_RATE), dtype=np.float64)[:, None])[0])
+        return pick(np.asarray(self.gate.vqscore(outputs, sr=SAMPLE_RATE), dtype=np.float64))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         noisy, clean = batch  # (batch, samples) each, at 16 kHz
