@@ -11,7 +11,10 @@ clean utterance, its mean removed (a few recordings carry a large DC offset), ge
 other held-out speakers of the split), at an SNR cycled over -5, 0, 5, 10, 15, 20 dB (each condition sees every
 SNR equally often; one utterance gets a different SNR in each condition). The test split also carries the 7 real
 VoiceBank-DEMAND noisy recordings and their clean references (condition `real-voicebank`, snr_db empty;
-`--voicebank/--no-voicebank` overrides).
+`--voicebank/--no-voicebank` overrides). `--rated-references` adds, after the split's own utterances, the hidden
+references of the MUSHRA codec set (`human-rated/mushra-codecs`, source `mushra-reference`): clean VCTK and TSP
+sentences of voices no model trains on, each mixed like the others (speakers of the VoiceBank pairs excluded, so that
+a validation set built with them shares no voice with the test split). The split's own pairs are unchanged by it.
 
 Writes 16 kHz float WAVs OUT/noisy/<id>.wav and OUT/clean/<id>.wav (the clean utterance is written once per noisy
 file, so every pair shares its id; a synthetic pair is scaled together, down only, to a joint peak <= 0.99, so
@@ -49,6 +52,8 @@ RATE = Q.RATE
 SNRS = (-5, 0, 5, 10, 15, 20)
 DEFAULT_PER_SPEAKER = {"test": 2, "val": 1}
 REAL = "real-voicebank"
+MUSHRA_LABELS = Path("human-rated") / "mushra-codecs" / "labels.csv"
+MUSHRA_REFERENCE = "Reference"
 
 KEY_COLUMNS = ("id", "noisy", "clean", "condition", "snr_db", "speaker")
 LABELS = ("pesq", "stoi", "si_sdr", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
@@ -117,6 +122,33 @@ def voicebank_pairs(data: Path, out: Path) -> list[Pair]:
     return pairs
 
 
+def reference_speaker(signal: str) -> str:
+    """'VCTK_p229_293' -> 'p229' (VoiceBank's spelling of VCTK voices), 'TSP_FB10_07' -> 'FB10'."""
+    parts = signal.split("_")
+    if len(parts) != 3 or parts[0] not in ("VCTK", "TSP"):
+        raise ValueError(f"{signal!r}: not a VCTK_<speaker>_<n> or TSP_<speaker>_<n> signal name")
+    return parts[1]
+
+
+def rated_references(data: Path) -> list[Q.CleanItem]:
+    """Clean items from the MUSHRA set's hidden references, one per sentence, minus the VoiceBank pairs' voices."""
+    labels = data / MUSHRA_LABELS
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels}: the MUSHRA labels are missing (--rated-references needs them)")
+    excluded = {speaker for _, _, speaker in Q.voicebank_pairs(data)}
+    with open(labels, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["condition"] == MUSHRA_REFERENCE]
+    items = []
+    for row in sorted(rows, key=lambda r: r["signal"]):
+        speaker = reference_speaker(row["signal"])
+        if speaker in excluded:
+            continue
+        path = labels.parent / row["file"]
+        uid = f"mushra-{row['signal']}"
+        items.append(Q.CleanItem(uid, "mushra-reference", speaker, Q.read_16k(path), f"{MUSHRA_LABELS.parent}/{row['file']}"))
+    return items
+
+
 def write_manifest(pairs: list[Pair], out: Path) -> Path:
     path = out / "manifest.csv"
     with open(path, "w", newline="") as f:
@@ -140,6 +172,7 @@ def build(
     dnsmos: bool | None = None,
     workers: int = 2,
     voicebank: bool | None = None,
+    rated_references_too: bool = False,
 ) -> list[Pair]:
     if split not in DEFAULT_PER_SPEAKER:
         raise ValueError(f"split must be one of {sorted(DEFAULT_PER_SPEAKER)}")
@@ -150,6 +183,8 @@ def build(
     items = Q.clean_items(data, split, per_speaker or DEFAULT_PER_SPEAKER[split], seed)
     if max_clean is not None:
         items = items[:max_clean]
+    if rated_references_too:
+        items = items + rated_references(data)
     pairs = synthetic_pairs(items, Q.Cache(data, split), out, seed)
     if voicebank if voicebank is not None else split == "test":
         pairs.extend(voicebank_pairs(data, out))
@@ -178,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the real VoiceBank pairs (default: test split only)",
     )
+    parser.add_argument(
+        "--rated-references",
+        action="store_true",
+        help="also mix the MUSHRA set's clean hidden references (other voices and corpora; VoiceBank's voices excluded)",
+    )
     parser.add_argument("--no-labels", action="store_true", help="skip the input labels (label columns left empty)")
     parser.add_argument(
         "--dnsmos",
@@ -200,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         dnsmos=args.dnsmos,
         workers=args.workers,
         voicebank=args.voicebank,
+        rated_references_too=args.rated_references,
     )
     elapsed = time.perf_counter() - start
     counts: dict[str, int] = {}
@@ -223,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_condition": counts,
         "per_snr_db": snrs,
         "labels": not args.no_labels,
+        "rated_references": args.rated_references,
     }
     Q.write_build_info(args.out, info, elapsed, f"{len(pairs)} noisy/clean pairs", counts)
     return 0

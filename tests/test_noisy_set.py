@@ -174,3 +174,58 @@ def test_split_set_halves_by_speaker(tmp_path):
     # sorted as strings: "10", "2", "3", "7" -> A, B, A, B
     assert [r["id"] for r in got["A"]] == ["10-0", "10-1", "3-0", "3-1"]
     assert [r["id"] for r in got["B"]] == ["7-0", "7-1", "2-0", "2-1"]  # row order kept
+
+
+def test_split_set_by_source(tmp_path):
+    from benchmarks import split_set
+
+    root = tmp_path / "noisy-y"
+    (root / "noisy").mkdir(parents=True)
+    (root / "clean").mkdir()
+    rows = [{"id": f"{src}-{i}", "speaker": str(i), "source": src} for i in range(3) for src in ("libri", "mushra")]
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "speaker", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+    split_set.main(["--set", str(root), "--by", "source"])
+    for src in ("libri", "mushra"):
+        with open(tmp_path / f"noisy-y-{src}" / "manifest.csv", newline="") as f:
+            assert [r["id"] for r in csv.DictReader(f)] == [f"{src}-{i}" for i in range(3)]
+
+
+def test_rated_references_are_added_after_the_split_and_skip_voicebank_voices(data, tmp_path):
+    """The MUSHRA hidden references join a split as extra clean items: the split's own pairs stay byte-identical
+    (same ids, same audio), non-reference rows are ignored, and a VoiceBank voice (p001 here) is left out."""
+    root = data.parent / "data-with-mushra"
+    if not root.exists():
+        import shutil
+
+        shutil.copytree(data, root)
+        audio = root / N.MUSHRA_LABELS.parent / "audio"
+        rows = [
+            ("audio/s1_ref.flac", "VCTK_p229_293", N.MUSHRA_REFERENCE),
+            ("audio/s1_codec.flac", "VCTK_p229_293", "Proposed 1.38"),
+            ("audio/s2_ref.flac", "TSP_FB10_07", N.MUSHRA_REFERENCE),
+            ("audio/s3_ref.flac", "VCTK_p001_009", N.MUSHRA_REFERENCE),
+        ]
+        for k, (name, _, _) in enumerate(rows):
+            write(audio / Path(name).name, speechlike(1.2, 80 + k), 24000)
+        with open(root / N.MUSHRA_LABELS, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "signal", "condition", "mushra_mean", "n_ratings", "std", "sample_rate"])
+            writer.writerows([(name, signal, condition, "50", "10", "1", "24000") for name, signal, condition in rows])
+    args = ["--split", "val", "--data", str(root), "--seed", "3", "--max-clean", "2", "--no-labels"]
+    assert N.main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert N.main([*args, "--out", str(tmp_path / "wide"), "--rated-references"]) == 0
+    plain = B.read_manifest(tmp_path / "plain" / "manifest.csv")
+    wide = B.read_manifest(tmp_path / "wide" / "manifest.csv")
+    assert [r["id"] for r in wide[: len(plain)]] == [r["id"] for r in plain]
+    for r in plain:
+        np.testing.assert_array_equal(sf.read(tmp_path / "plain" / r["noisy"])[0], sf.read(tmp_path / "wide" / r["noisy"])[0])
+    extra = wide[len(plain) :]
+    assert {r["speaker"] for r in extra} == {"p229", "FB10"}
+    assert {r["source"] for r in extra} == {"mushra-reference"}
+    assert len(extra) == 2 * (len(NOISE_FOLDERS) + 1)
+    assert sorted({r["id"].split("__")[0] for r in extra}) == ["mushra-TSP_FB10_07", "mushra-VCTK_p229_293"]
+    with pytest.raises(ValueError, match="'Foo_x': not a VCTK_<speaker>_<n> or TSP_<speaker>_<n> signal name"):
+        N.reference_speaker("Foo_x")
