@@ -53,7 +53,9 @@ def write_half(root: Path, name: str, rows: list[dict], fields: list[str]) -> Pa
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", required=True, help="a build_noisy_set.py output folder (manifest.csv)")
-    parser.add_argument("--by", choices=("speaker", "source"), default="speaker", help="halves by speaker (default) or a part per source")
+    parser.add_argument(
+        "--by", choices=("speaker", "source"), default="speaker", help="halves by speaker (default) or a part per source"
+    )
     args = parser.parse_args(argv)
     root = Path(args.set).resolve()
     with open(root / "manifest.csv", newline="") as f:
