@@ -100,3 +100,43 @@ def test_paired_agreement_compares_every_member_with_the_best_one_file_by_file()
     # the AE error is scored with its sign flipped (lower error is better): l2_x = -vq gives the same agreement
     assert a["selectors"]["ae-error"]["pairs"]["a"]["sign_agreement"] == 1.0
     assert "oracle" not in a["selectors"]
+
+
+def test_soft_selection_mixes_cached_outputs_and_measures_against_the_average(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    soft = pytest.importorskip("benchmarks.soft_selection")
+    rows = [{"id": f"f{k}", "fp": f"p{k}", "condition": "noise:x", "snr_db": "0", "source": "s"} for k in range(2)]
+    folders = {m: tmp_path / m for m in ("a", "b")}
+    for m, gain in (("a", 1.0), ("b", 3.0)):
+        folders[m].mkdir()
+        for r in rows:
+            sf.write(folders[m] / f"{r['id']}.wav", np.full(160, 0.1 * gain, np.float32), 16000, subtype="FLOAT")
+    scores = np.array([[0.0, 0.0], [1.0, 0.0]])  # (members, files): on f0 b scores 1 above a; on f1 a tie
+    system = soft.mix_system(["a", "b"], folders, 1.0, "sel")
+    assert system.enhance is not None  # None would mean "the noisy input" to the labeller
+    assert (
+        soft.mix_system(["a", "b"], folders, 0.5, "sel").key
+        != system.key
+        != soft.mix_system(["a", "b"], folders, None, "sel").key
+    )
+    assert soft.mix_all(system, ["a", "b"], folders, scores, 1.0, rows, tmp_path / "mix") == {"f0", "f1"}
+    wb = np.e / (1 + np.e)
+    np.testing.assert_allclose(sf.read(tmp_path / "mix" / "f0.wav")[0], 0.1 * ((1 - wb) + 3 * wb), rtol=1e-6)
+    np.testing.assert_allclose(sf.read(tmp_path / "mix" / "f1.wav")[0], 0.2, rtol=1e-6)  # a tie: equal weights
+    assert soft.mix_all(system, ["a", "b"], folders, scores, 1.0, rows, tmp_path / "mix") == set()  # cached
+
+    per = {
+        "a": member([2.0, 1.0, 2.0, 1.0], [0.1, 0.0, 0.1, 0.0]),
+        "b": member([1.0, 2.0, 1.0, 2.0], [0.0, 0.1, 0.0, 0.1]),
+        "average": member([1.6, 1.6, 1.6, 1.6], [0.0] * 4),
+        "soft:1": member([1.9, 1.9, 1.9, 1.9], [0.0] * 4),
+    }
+    summary = soft.summarise(per, ["a", "b"], ["average", "soft:1"], ROWS, "a")
+    g = summary["groups"]["all"]
+    assert g["pesq"]["select:vqscore"] == pytest.approx(2.0) and g["pesq"]["select:oracle"] == pytest.approx(2.0)
+    assert g["soft:1"]["minus_best_member"] == pytest.approx(0.4) and g["soft:1"]["minus_average"] == pytest.approx(0.3)
+    assert g["average"]["minus_best_member"] == pytest.approx(0.1) and "minus_average" not in g["average"]
+    assert g["soft:1"]["gap_closed"] == pytest.approx((1.9 - 1.5) / (2.0 - 1.5))
+    assert list(summary["groups"]) == ["all", "band -5..0 dB"]

@@ -150,7 +150,7 @@ class FakeSelection:
         self.audio = outputs[chosen]
         self.sample_rate = 16000
         self.selector = "fake"
-        self.members = tuple(MemberResult(m, scores[m], m == chosen, 0.01) for m in outputs)
+        self.members = tuple(MemberResult(m, scores[m], m == chosen, 0.01, float(m == chosen)) for m in outputs)
 
 
 class FakeEnsemble:
@@ -183,7 +183,9 @@ def test_real_ensemble(tmp_path, model):
     from vqscore.ensemble import Ensemble
 
     path = tmp_path / "ensemble.json"
-    path.write_text(json.dumps({**FALLBACK_ENSEMBLE, "members": [FALLBACK_ENSEMBLE["members"][0], FALLBACK_ENSEMBLE["members"][2]]}))
+    path.write_text(
+        json.dumps({**FALLBACK_ENSEMBLE, "members": [FALLBACK_ENSEMBLE["members"][0], FALLBACK_ENSEMBLE["members"][2]]})
+    )
     clip = A.decode(E.example_wav("voice-noisy-5db"), "noisy.wav")
     result = A.enhance_clip(A.get_ensemble(str(path)), clip)
     selection = Ensemble.load(path).enhance(load_audio(io.BytesIO(E.example_wav("voice-noisy-5db"))).samples, 16000)
@@ -200,7 +202,9 @@ def test_model_and_ensemble_that_fail_to_load(tmp_path):
     with pytest.raises(A.DemoError, match="SE model"):
         A.get_model("default-se")
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"name": "bad", "members": [{"name": "ghost", "kind": "bundle", "options": {"model": "no-such-bundle"}}]}))
+    bad.write_text(
+        json.dumps({"name": "bad", "members": [{"name": "ghost", "kind": "bundle", "options": {"model": "no-such-bundle"}}]})
+    )
     with pytest.raises(A.DemoError, match="ghost") as caught:
         A.get_ensemble(str(bad))
     assert "could not be loaded" in caught.value.title
@@ -215,6 +219,7 @@ def test_downloads(model):
     rows = list(csv.DictReader(io.StringIO(A.scores_csv(clip, analysis, enhancement))))
     assert tuple(rows[0]) == A.SCORE_COLUMNS
     assert [r["audio"] for r in rows] == ["input", "a", "b"] and [r["chosen"] for r in rows] == ["", "0", "1"]
+    assert [r["weight"] for r in rows] == ["", "0.000000", "1.000000"]
     assert abs(float(rows[0]["vqscore"]) - analysis.score) <= 1e-6
     frames = list(csv.DictReader(io.StringIO(A.frames_csv(clip, analysis))))
     assert len(frames) == analysis.frames.shape[0]
@@ -259,7 +264,13 @@ def test_cli_registers_demo():
     from vqscore.cli import build_parser
 
     args = build_parser().parse_args(["demo", "--port", "9999", "--ensemble", "x.json"])
-    assert (args.port, args.host, args.ensemble, args.model, args.max_upload_mb) == (9999, "127.0.0.1", "x.json", "default", 50)
+    assert (args.port, args.host, args.ensemble, args.model, args.max_upload_mb) == (
+        9999,
+        "127.0.0.1",
+        "x.json",
+        "default",
+        50,
+    )
     from vqscore.demo.command import cmd_demo
 
     assert args.func is cmd_demo

@@ -140,7 +140,10 @@ def members_on_page(page, count: int, timeout_s: float = 180) -> dict[str, tuple
     assert problem.count() == 0, f"enhancement failed on the page: {problem.inner_text()}"
     found = {}
     for member in page.locator(".st-key-vq-enhance .vq-member").all():
-        found[member.get_attribute("data-member")] = (float(member.get_attribute("data-score")), member.get_attribute("data-chosen") == "1")
+        found[member.get_attribute("data-member")] = (
+            float(member.get_attribute("data-score")),
+            member.get_attribute("data-chosen") == "1",
+        )
     return found
 
 
@@ -219,7 +222,9 @@ def test_demo_in_browser(chromium, server, real_files, tmp_path, capsys):
                 members_on_page(page, len(ensemble.member_names))  # the next load starts on an idle server
                 timings.append((path, sf.info(str(path)).duration, first_score_s, time.perf_counter() - start))
             page.context.close()
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, permissions=["microphone"])
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, accept_downloads=True, permissions=["microphone"]
+            )
             page = context.new_page()
             ten_s = ten_s_files[0]
             page.goto(url)
@@ -237,7 +242,7 @@ def test_demo_in_browser(chromium, server, real_files, tmp_path, capsys):
                 assert chosen == result.chosen
             assert page.locator(".vq-member.vq-chosen").get_attribute("data-member") == selection.chosen
 
-            chosen_wav, rate = sf.read(io.BytesIO(download(page, f"Chosen output: {selection.chosen} (WAV, 16 kHz, float)")), dtype="float32")
+            chosen_wav, rate = sf.read(io.BytesIO(download(page, "Kept output (WAV, 16 kHz, float)")), dtype="float32")
             assert rate == 16000 and chosen_wav.shape == selection.audio.shape
             assert np.max(np.abs(chosen_wav - selection.audio)) <= 1e-5
             rows = list(csv.DictReader(io.StringIO(download(page, "Scores (CSV)").decode())))

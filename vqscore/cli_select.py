@@ -1,7 +1,8 @@
 """`vqscore select`: every member of an ensemble enhances each file, the selector keeps the best output per file.
 
 Outputs mirror the inputs like `vqscore enhance` (OUTDIR/<path inside the input folder>.wav); the table has one row
-per file with the chosen member and every member's score, is appended as files finish and resumed like `score`.
+per file with the chosen member and every member's score and weight (1/0 for a hard pick, the softmax weight where
+the ensemble's selector has a temperature), is appended as files finish and resumed like `score`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def select_columns(members: tuple[str, ...]) -> tuple[str, ...]:
         "channels",
         "chosen",
         *(f"score:{m}" for m in members),
+        *(f"weight:{m}" for m in members),
         "enhance_s",
         "score_s",
         "error",
@@ -50,7 +52,7 @@ def ensemble_tag(ensemble: Ensemble) -> str:
 
 
 def select_file(ensemble: Ensemble, path: str, output: str, rate: int | None, subtype: str, max_seconds: float) -> dict:
-    """One file: read, every member, the pick, the chosen output written; a row (with `error` on failure)."""
+    """One file: read, every member, the pick (or soft mix), the kept output written; a row (with `error` on failure)."""
     row: dict = {"path": path}
     try:
         audio = load_audio(path)
@@ -70,6 +72,7 @@ def select_file(ensemble: Ensemble, path: str, output: str, rate: int | None, su
         return row
     row.update(output=output, chosen=selection.chosen, enhance_s=sum(seconds.values()), score_s=selection.score_seconds)
     row.update({f"score:{m.member}": m.score for m in selection.members})
+    row.update({f"weight:{m.member}": m.weight for m in selection.members})
     return row
 
 
@@ -121,8 +124,9 @@ def add_parser(sub) -> None:
             "JSON/YAML file) and keep, per file, the output the selector scores highest (VQScore by default: no "
             "reference needed). Outputs mirror the inputs like 'enhance' (OUTDIR/PATH-INSIDE-THE-FOLDER.wav, mono, at "
             "the input's rate unless --rate). One row per file in the table (OUTDIR/select.csv by default): path, "
-            "output, duration_s, sample_rate, channels, chosen (the member kept), score:MEMBER for every member "
-            "(higher is better), enhance_s and score_s (seconds spent enhancing and scoring), error, model (the "
+            "output, duration_s, sample_rate, channels, chosen (the member kept, or weighted most), score:MEMBER for "
+            "every member (higher is better), weight:MEMBER (its share of the written audio: 1 or 0, or softmax "
+            "weights where the ensemble's selector has a temperature), enhance_s and score_s (seconds spent enhancing and scoring), error, model (the "
             "ensemble's name#hash of its definition), scoring (selector and output format). A file that cannot be "
             "read, is shorter than 32 ms, longer than --max-seconds or silent, or on which a member fails gets a row "
             "with its error and the run goes on (exit status 1). The table is resumed like 'score'."
@@ -140,7 +144,9 @@ def add_parser(sub) -> None:
     select.add_argument("--table", metavar="TABLE", help="results table, .csv or .jsonl (default: OUTDIR/select.csv)")
     select.add_argument("--device", default=None, help="torch device for the members and the score (default: cpu)")
     select.add_argument("--rate", type=int, default=None, metavar="HZ", help="output sample rate (default: each input's)")
-    select.add_argument("--subtype", choices=SUBTYPES, default=DEFAULT_SUBTYPE, help="WAV sample format (default: %(default)s)")
+    select.add_argument(
+        "--subtype", choices=SUBTYPES, default=DEFAULT_SUBTYPE, help="WAV sample format (default: %(default)s)"
+    )
     select.add_argument(
         "--max-seconds",
         type=float,

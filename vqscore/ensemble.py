@@ -6,7 +6,8 @@
 
 An ensemble file names its members (each an enhancer of `vqscore.enhancers`: a bundle, a DSP method, a package,
 the unprocessed input) and the selector (`vqscore.selectors`). Every member enhances the utterance, the selector
-scores each output, the highest wins; the cost is K enhancements plus K scores, and the Selection keeps both times.
+scores each output, the highest wins, or, where the selector has a `temperature`, the outputs are mixed with softmax
+weights of their scores (a soft pick); the cost is K enhancements plus K scores, and the Selection keeps both times.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .audio import AudioInput, load_audio
 from .bundle import shipped_data_files
 from .enhancers import build_enhancer
 from .enhancers.base import Enhancer, EnhancerError, EnhancerSpec
-from .selectors import SELECTORS, Selector, build_selector, pick
+from .selectors import SELECTORS, Selector, build_selector, pick, weights
 
 RATE = 16_000
 ENSEMBLE_DIR = "ensembles"  # inside each pretrained directory: <name>.json
@@ -42,14 +43,17 @@ class MemberSpec:
 
 @dataclass(frozen=True)
 class SelectorSpec:
+    """kind and options build the selector; temperature (in the selector's units, > 0) makes the pick soft."""
+
     kind: str = "vqscore"
     options: dict = field(default_factory=dict)
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
 class EnsembleSpec:
-    """An ensemble file, parsed: {"name", "description"?, "selector"?: {"kind", "options"?}, "members": [{"name",
-    "kind", "options"?}, ...]}."""
+    """An ensemble file, parsed: {"name", "description"?, "selector"?: {"kind", "options"?, "temperature"?},
+    "members": [{"name", "kind", "options"?}, ...]}."""
 
     name: str
     members: tuple[MemberSpec, ...]
@@ -69,7 +73,9 @@ class EnsembleSpec:
         parsed = []
         for k, m in enumerate(members):
             if not isinstance(m, dict) or not {"name", "kind"} <= set(m) or set(m) - {"name", "kind", "options"}:
-                raise EnsembleError(f"{source}: member {k + 1} must have 'name' and 'kind' (and optional 'options'), got {m!r}")
+                raise EnsembleError(
+                    f"{source}: member {k + 1} must have 'name' and 'kind' (and optional 'options'), got {m!r}"
+                )
             parsed.append(MemberSpec(str(m["name"]), str(m["kind"]), dict(m.get("options") or {})))
         names = [m.name for m in parsed]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -78,12 +84,23 @@ class EnsembleSpec:
         selector = data.get("selector") or {}
         if isinstance(selector, str):
             selector = {"kind": selector}
-        if set(selector) - {"kind", "options"}:
-            raise EnsembleError(f"{source}: the selector has 'kind' and optional 'options', got {selector!r}")
+        if set(selector) - {"kind", "options", "temperature"}:
+            raise EnsembleError(
+                f"{source}: the selector has 'kind' and optional 'options' and 'temperature', got {selector!r}"
+            )
+        temperature = selector.get("temperature")
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < float("inf")
+        ):
+            raise EnsembleError(f"{source}: the selector's temperature must be a positive number, got {temperature!r}")
         return cls(
             name=str(data.get("name") or Path(source).stem),
             members=tuple(parsed),
-            selector=SelectorSpec(str(selector.get("kind", "vqscore")), dict(selector.get("options") or {})),
+            selector=SelectorSpec(
+                str(selector.get("kind", "vqscore")),
+                dict(selector.get("options") or {}),
+                None if temperature is None else float(temperature),
+            ),
             description=str(data.get("description", "")),
         )
 
@@ -111,10 +128,13 @@ class EnsembleSpec:
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict:
+        selector = {"kind": self.selector.kind, "options": self.selector.options}
+        if self.selector.temperature is not None:  # absent otherwise: a hard ensemble's hash (resumed tables) stays
+            selector["temperature"] = self.selector.temperature
         return {
             "name": self.name,
             "description": self.description,
-            "selector": {"kind": self.selector.kind, "options": self.selector.options},
+            "selector": selector,
             "members": [{"name": m.name, "kind": m.kind, "options": m.options} for m in self.members],
         }
 
@@ -139,18 +159,21 @@ def find_ensemble(name_or_path: str | os.PathLike) -> Path:
 @dataclass(frozen=True)
 class MemberResult:
     """One member on one utterance: the selector's number for its output (higher is better), whether it was
-    chosen, and the seconds its enhancement took."""
+    chosen (the highest weight), its weight in the kept audio (1 or 0 for a hard pick) and the seconds its
+    enhancement took."""
 
     member: str
     score: float
     chosen: bool
     seconds: float
+    weight: float = 0.0
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The outcome for one utterance. audio: the chosen output, (samples,) float32 at 16 kHz; outputs: every
-    member's output; score_seconds: what scoring all outputs cost (the selector's share of the work)."""
+    """The outcome for one utterance. audio: the kept output, (samples,) float32 at 16 kHz: the chosen member's, or
+    with a temperature the members' outputs mixed by their weights; outputs: every member's output; score_seconds:
+    what scoring all outputs cost (the selector's share of the work)."""
 
     name: str
     chosen: str
@@ -163,12 +186,14 @@ class Selection:
 
     def table(self) -> list[dict]:
         return [
-            {"member": m.member, "score": m.score, "chosen": m.chosen, "seconds": m.seconds} for m in self.members
+            {"member": m.member, "score": m.score, "chosen": m.chosen, "weight": m.weight, "seconds": m.seconds}
+            for m in self.members
         ]
 
 
 class Ensemble:
-    """Members built from an `EnsembleSpec`; `selector` overrides the file's (a `Selector` or a kind name)."""
+    """Members built from an `EnsembleSpec`; `selector` overrides the file's (a `Selector` or a kind name). The file's
+    temperature holds only for the file's own selector kind (it is in that selector's units); an override picks hard."""
 
     def __init__(self, spec: EnsembleSpec, device: str | None = None, selector: Selector | str | None = None):
         self.spec = spec
@@ -180,7 +205,10 @@ class Ensemble:
             try:
                 self.members[m.name] = build_enhancer(EnhancerSpec(m.kind, options))
             except (EnhancerError, ValueError, OSError, ImportError) as exc:
-                raise EnsembleError(f"ensemble {spec.name!r}: member {m.name!r} (kind {m.kind!r}) cannot be built: {exc}") from exc
+                raise EnsembleError(
+                    f"ensemble {spec.name!r}: member {m.name!r} (kind {m.kind!r}) cannot be built: {exc}"
+                ) from exc
+        self.temperature = spec.selector.temperature if selector in (None, spec.selector.kind) else None
         if isinstance(selector, str) or selector is None:
             kind = selector or spec.selector.kind
             options = spec.selector.options if kind == spec.selector.kind else {}
@@ -219,7 +247,9 @@ class Ensemble:
             try:
                 y = np.asarray(enhancer.enhance(wav), dtype=np.float32)
             except Exception as exc:  # a member's own failure, whatever it is, is reported as that member's
-                raise EnsembleError(f"{name}: member {member!r} ({enhancer.name}) failed: {type(exc).__name__}: {exc}") from exc
+                raise EnsembleError(
+                    f"{name}: member {member!r} ({enhancer.name}) failed: {type(exc).__name__}: {exc}"
+                ) from exc
             seconds[member] = time.perf_counter() - start
             if y.shape != wav.shape or not np.isfinite(y).all():
                 raise EnsembleError(
@@ -230,20 +260,32 @@ class Ensemble:
         return outputs, seconds
 
     def select(
-        self, outputs: dict[str, np.ndarray], seconds: dict[str, float], reference: np.ndarray | None = None, name: str = "audio"
+        self,
+        outputs: dict[str, np.ndarray],
+        seconds: dict[str, float],
+        reference: np.ndarray | None = None,
+        name: str = "audio",
     ) -> Selection:
-        """Score the members' outputs and keep the best (ties: the first member listed)."""
+        """Score the members' outputs and keep the best (ties: the first member listed), or their mix by the
+        softmax weights of the scores where the ensemble has a temperature."""
         if self.selector.needs_reference and reference is None:
             raise EnsembleError(f"{name}: selector {self.selector.name!r} needs the clean reference")
         start = time.perf_counter()
         values = self.selector.scores(list(outputs.values()), reference)
         score_seconds = time.perf_counter() - start
         best = pick(values)
+        w = weights(values, self.temperature)
         members = tuple(
-            MemberResult(m, float(v), k == best, seconds[m]) for k, (m, v) in enumerate(zip(outputs, values, strict=True))
+            MemberResult(m, float(v), k == best, seconds[m], float(w[k]))
+            for k, (m, v) in enumerate(zip(outputs, values, strict=True))
         )
         chosen = members[best].member
-        return Selection(name, chosen, outputs[chosen], members, outputs, self.selector.name, score_seconds)
+        if self.temperature is None:
+            audio = outputs[chosen]
+        else:
+            audio = np.sum([wk * y.astype(np.float64) for wk, y in zip(w, outputs.values(), strict=True)], axis=0)
+            audio = audio.astype(np.float32)
+        return Selection(name, chosen, audio, members, outputs, self.selector.name, score_seconds)
 
     def enhance(
         self,

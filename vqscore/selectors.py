@@ -1,7 +1,8 @@
 """Selectors: how an ensemble picks one output per utterance (SSEMS, METHOD.md section 3).
 
 A selector gives each candidate output a number, higher meaning better, and the ensemble keeps the argmax (ties:
-the first member listed). All candidates are `(samples,) float32 at 16 kHz` of one utterance.
+the first member listed), or, given a temperature, mixes the outputs with softmax weights of those numbers (a soft
+pick: `weights`). All candidates are `(samples,) float32 at 16 kHz` of one utterance.
 
 - "vqscore" (the default): the VQScore of each output; no labels, no reference. `model` is a QE model or a bag of
   them (`vqscore.bag`: the mean of the members' VQScores). `pooling` overrides how the model pools its frames
@@ -115,3 +116,19 @@ def pick(values: np.ndarray) -> int:
     """The index of the best candidate: the highest finite value, the first on a tie; 0 if none is finite."""
     values = np.where(np.isfinite(values), values, -np.inf)
     return int(np.argmax(values))
+
+
+def weights(values: np.ndarray, temperature: float | None = None) -> np.ndarray:
+    """(K,) float64 weights summing to 1. Without a temperature, 1 for `pick(values)` and 0 elsewhere; with one,
+    softmax(values / temperature) over the finite values (a non-finite one gets 0; none finite: 1 for the first).
+    The temperature is in the selector's units: for VQScore, whose outputs of one utterance differ by a few
+    thousandths, 0.003 mixes near-ties about evenly and lets a clear winner dominate."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.zeros(values.shape[0], dtype=np.float64)
+    finite = np.isfinite(values)
+    if temperature is None or not finite.any():
+        out[pick(values)] = 1.0
+        return out
+    z = (values[finite] - values[finite].max()) / temperature
+    out[finite] = np.exp(z) / np.exp(z).sum()
+    return out

@@ -76,7 +76,10 @@ def get_model(name: str) -> Model:
             except Exception as exc:  # any failure to build it is the page's message, never a crash
                 raise DemoError(f"The scoring model {name!r} could not be loaded", f"{type(exc).__name__}: {exc}") from exc
             if model.kind != "qe":
-                raise DemoError(f"The scoring model {name!r} could not be loaded", f"it is a {model.kind.upper()} model; scoring needs a QE model")
+                raise DemoError(
+                    f"The scoring model {name!r} could not be loaded",
+                    f"it is a {model.kind.upper()} model; scoring needs a QE model",
+                )
             _models[name] = model
         return _models[name]
 
@@ -93,7 +96,9 @@ def get_ensemble(name: str):
             try:
                 _ensembles[name] = Ensemble.load(name)
             except Exception as exc:  # EnsembleError names the member; anything else is reported the same way
-                raise DemoError(f"The enhancement ensemble {name!r} could not be loaded", f"{type(exc).__name__}: {exc}") from exc
+                raise DemoError(
+                    f"The enhancement ensemble {name!r} could not be loaded", f"{type(exc).__name__}: {exc}"
+                ) from exc
         return _ensembles[name]
 
 
@@ -325,23 +330,31 @@ class MemberView:
     score: float
     chosen: bool
     seconds: float
+    weight: float  # its share of the kept audio: 1 or 0 for a hard pick
 
 
 @dataclass(frozen=True)
 class Enhancement:
-    """The ensemble's outcome on one clip: the chosen member, every member's selector score, output and time."""
+    """The ensemble's outcome on one clip: the kept audio (the chosen member's output, or the members' outputs mixed
+    by their weights where the ensemble picks softly), every member's selector score, weight, output and time."""
 
     ensemble: str
     selector: str
     chosen: str
     members: tuple[MemberView, ...]
     outputs: dict[str, np.ndarray]
+    audio: np.ndarray
     sample_rate: int
     seconds: float
 
     @property
-    def audio(self) -> np.ndarray:
-        return self.outputs[self.chosen]
+    def mixed(self) -> bool:
+        return any(0.0 < m.weight < 1.0 for m in self.members)
+
+    @property
+    def kept(self) -> str:
+        """What the kept audio is, in words: the chosen member, or the mix and the member it leans on."""
+        return f"a score-weighted mix, mostly {self.chosen}" if self.mixed else self.chosen
 
 
 def enhance_clip(ensemble, clip: Clip) -> Enhancement:
@@ -355,13 +368,16 @@ def enhance_clip(ensemble, clip: Clip) -> Enhancement:
             selection = ensemble.enhance(clip.samples, RATE)
     except Exception as exc:  # EnsembleError names the failing member
         raise DemoError(f"Enhancing {clip.name} failed", f"{type(exc).__name__}: {exc}") from exc
-    members = tuple(MemberView(m.member, float(m.score), bool(m.chosen), float(m.seconds)) for m in selection.members)
+    members = tuple(
+        MemberView(m.member, float(m.score), bool(m.chosen), float(m.seconds), float(m.weight)) for m in selection.members
+    )
     return Enhancement(
         ensemble=str(getattr(ensemble, "name", "ensemble")),
         selector=str(getattr(selection, "selector", "")),
         chosen=selection.chosen,
         members=members,
         outputs={k: np.asarray(v, dtype=np.float32) for k, v in selection.outputs.items()},
+        audio=np.asarray(selection.audio, dtype=np.float32),
         sample_rate=int(selection.sample_rate),
         seconds=time.perf_counter() - start,
     )
@@ -380,19 +396,21 @@ def wav_bytes(samples: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") ->
     return buffer.getvalue()
 
 
-SCORE_COLUMNS = ("file", "audio", "vqscore", "chosen", "seconds", "scored_by")
+SCORE_COLUMNS = ("file", "audio", "vqscore", "chosen", "weight", "seconds", "scored_by")
 
 
 def scores_csv(clip: Clip, analysis: Analysis, enhancement: Enhancement | None = None) -> str:
     """One row for the input (the VQScore) and one per ensemble member (the selector's score of its output,
-    whether it was chosen, its enhancement time)."""
+    whether it was chosen, its weight in the kept audio, its enhancement time)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SCORE_COLUMNS)
-    writer.writerow([clip.name, "input", fmt(analysis.score), "", "", analysis.model_tag])
+    writer.writerow([clip.name, "input", fmt(analysis.score), "", "", "", analysis.model_tag])
     if enhancement is not None:
         for m in enhancement.members:
-            writer.writerow([clip.name, m.name, fmt(m.score), int(m.chosen), f"{m.seconds:.3f}", enhancement.selector])
+            writer.writerow(
+                [clip.name, m.name, fmt(m.score), int(m.chosen), f"{m.weight:.6f}", f"{m.seconds:.3f}", enhancement.selector]
+            )
     return out.getvalue()
 
 

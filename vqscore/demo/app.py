@@ -162,7 +162,7 @@ def member_block(member: A.MemberView) -> str:
         f'data-score="{A.fmt(member.score, 8)}" data-chosen="{int(member.chosen)}">'
         f'<div class="vq-name">{html.escape(member.name)}{chosen}</div>'
         f'<div class="vq-value">{A.fmt(member.score, 4) or "n/a"}</div>'
-        f'<div class="vq-label">enhanced in {member.seconds:.2f} s</div></div>'
+        f'<div class="vq-label">weight {member.weight:.2f}; enhanced in {member.seconds:.2f} s</div></div>'
     )
 
 
@@ -267,7 +267,9 @@ def main() -> None:
             )
             st.html(regions_table(analysis))
         else:
-            st.write(f"No region where the smoothed score stays below {analysis.threshold:.3f} for {A.MIN_REGION_S} s or more.")
+            st.write(
+                f"No region where the smoothed score stays below {analysis.threshold:.3f} for {A.MIN_REGION_S} s or more."
+            )
         st.caption(f"Scored by {analysis.model_tag} ({analysis.scoring}) in {analysis.seconds:.2f} s.")
         st.download_button(
             "Per-frame scores (CSV)",
@@ -302,13 +304,20 @@ def enhance_section(clip: A.Clip, digest: str, analysis: A.Analysis, ensemble_na
     except A.DemoError as error:
         show_error(error, key="vq-enhance-error")
         st.download_button(
-            "Scores (CSV)", A.scores_csv(clip, analysis), file_name="scores.csv", mime="text/csv", on_click="ignore", key="download-scores"
+            "Scores (CSV)",
+            A.scores_csv(clip, analysis),
+            file_name="scores.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="download-scores",
         )
         return
     with st.container(key="vq-enhance"):
         st.write(
             f"Every member of **{enhancement.ensemble}** ({', '.join(ensemble.member_names)}) enhanced the recording; "
-            f"the selector ({enhancement.selector}) scored each output and chose **{enhancement.chosen}**. "
+            f"the selector ({enhancement.selector}) scored each output and kept **{enhancement.kept}**"
+            + (" (each output weighted by the softmax of its score)" if enhancement.mixed else "")
+            + ". "
             f"Input VQScore: {analysis.score:.4f}."
         )
         per_row = 4
@@ -321,15 +330,15 @@ def enhance_section(clip: A.Clip, digest: str, analysis: A.Analysis, ensemble_na
                     st.audio(cached_wav(digest, f"member:{member.name}", enhancement.outputs[member.name]), format="audio/wav")
         st.image(
             P.png(P.before_after_figure(clip, enhancement)),
-            caption="Spectrograms before and after (the chosen output), on one colour scale.",
+            caption="Spectrograms before and after (the kept output), on one colour scale.",
         )
         stem = os.path.splitext(clip.name)[0]
         one, two = st.columns(2)
         with one:
             st.download_button(
-                f"Chosen output: {enhancement.chosen} (WAV, 16 kHz, float)",
-                cached_wav(digest, f"member:{enhancement.chosen}", enhancement.audio, "FLOAT"),
-                file_name=f"{stem}-{enhancement.chosen}.wav",
+                "Kept output (WAV, 16 kHz, float)",
+                cached_wav(digest, f"kept:{enhancement.ensemble}", enhancement.audio, "FLOAT"),
+                file_name=f"{stem}-{'mix' if enhancement.mixed else enhancement.chosen}.wav",
                 mime="audio/wav",
                 on_click="ignore",
                 key="download-chosen",

@@ -58,7 +58,9 @@ def quality_figure(clip: Clip, analysis: Analysis, width: float = 12.0) -> Figur
     if analysis.frames.size and not analysis.nothing_to_judge:
         curve_ax.plot(analysis.frame_times, analysis.frames, color=CURVE_COLOUR, alpha=0.25, linewidth=0.7, label="per frame")
         curve_ax.plot(analysis.frame_times, analysis.smoothed, color=CURVE_COLOUR, linewidth=2.0, label="smoothed (0.32 s)")
-        curve_ax.axhline(analysis.threshold, color=DROP_COLOUR, linestyle="--", linewidth=1.2, label=f"drop below {analysis.threshold:.3f}")
+        curve_ax.axhline(
+            analysis.threshold, color=DROP_COLOUR, linestyle="--", linewidth=1.2, label=f"drop below {analysis.threshold:.3f}"
+        )
         curve_ax.axhline(analysis.score, color="#2ca02c", linestyle=":", linewidth=1.5, label=f"VQScore {analysis.score:.4f}")
         finite = analysis.frames[np.isfinite(analysis.frames)]
         low = min(float(np.percentile(finite, 1)) if finite.size else 0.6, analysis.threshold) - 0.02
@@ -80,13 +82,13 @@ def quality_figure(clip: Clip, analysis: Analysis, width: float = 12.0) -> Figur
 
 
 def before_after_figure(clip: Clip, enhancement: Enhancement, width: float = 12.0) -> Figure:
-    """The input's spectrogram above the chosen output's, on one colour scale."""
+    """The input's spectrogram above the kept output's, on one colour scale."""
     figure = Figure(figsize=(width, 4.8), layout="constrained")
     before_ax, after_ax = figure.subplots(2, 1, sharex=True)
     image, (low, top) = _spectrogram_axes(before_ax, clip.samples)
     before_ax.set_title(f"before: {clip.name}", fontsize=10, loc="left")
     _spectrogram_axes(after_ax, enhancement.audio, vmin=low, vmax=top)
-    after_ax.set_title(f"after: {enhancement.chosen} (chosen by the ensemble)", fontsize=10, loc="left")
+    after_ax.set_title(f"after: {enhancement.kept} (kept by the ensemble)", fontsize=10, loc="left")
     after_ax.set_xlabel("time (s)")
     figure.colorbar(image, ax=[before_ax, after_ax], label="dB", shrink=0.9)
     return figure
