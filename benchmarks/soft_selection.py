@@ -10,7 +10,8 @@ Members and their labels come from the cache `benchmarks/selection.py` keeps (SE
 here where missing); each mix is written and labelled the same way under SET/enhanced/mix-<hash of the members, the
 weights' rule and the selector>/, so a rerun only labels what is new. PESQ/STOI/SI-SDR/DNSMOS as `selection.py`;
 margins over the best single member and over the plain average with paired bootstrap intervals over files, per
-input-SNR band and per source corpus (a `--rated-references` set's LibriSpeech and MUSHRA-reference parts).
+input-SNR band and per source corpus (a `--rated-references` set's LibriSpeech and MUSHRA-reference parts); a bar
+plot of mean PESQ per band (OUT/soft-selection.png).
 """
 
 from __future__ import annotations
@@ -174,6 +175,30 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(result: dict, path: Path) -> None:
+    """Mean PESQ per input-SNR band of each member, the hard pick, the plain average, each soft pick and the oracle."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["summary"]
+    bands = [g for g in s["groups"] if g.startswith("band ")]
+    shown_systems = [*s["members"], "select:vqscore", *result["mixes"], "select:oracle"]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    x, width = np.arange(len(bands)), 0.8 / len(shown_systems)
+    for k, name in enumerate(shown_systems):
+        offset = (k - (len(shown_systems) - 1) / 2) * width
+        ax.bar(x + offset, [s["groups"][b]["pesq"][name] for b in bands], width, label=name)
+    ax.set_xticks(x, [b.removeprefix("band ") for b in bands])
+    ax.set_ylabel("mean PESQ (wb)")
+    ax.set_title(f"{result['ensemble']} on {result['set']['path']}: members, hard pick, mixes, oracle")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, required=True, help="a build_noisy_set.py output folder (manifest.csv)")
@@ -227,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "results.md").write_text(markdown(result))
+    plot(result, args.out / "soft-selection.png")
     print(f"wrote {args.out / 'results.md'} ({result['wall_seconds']:.0f} s)")
     return 0
 

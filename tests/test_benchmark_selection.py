@@ -140,3 +140,16 @@ def test_soft_selection_mixes_cached_outputs_and_measures_against_the_average(tm
     assert g["average"]["minus_best_member"] == pytest.approx(0.1) and "minus_average" not in g["average"]
     assert g["soft:1"]["gap_closed"] == pytest.approx((1.9 - 1.5) / (2.0 - 1.5))
     assert list(summary["groups"]) == ["all", "band -5..0 dB"]
+    pytest.importorskip("matplotlib")
+    result = {"summary": summary, "mixes": ["average", "soft:1"], "ensemble": "t", "set": {"path": "x", "files": 4}}
+    soft.plot(result, tmp_path / "soft.png")
+    assert (tmp_path / "soft.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| soft:1 | 1.900 |" in soft.markdown(
+        {
+            **result,
+            "command": "c",
+            "machine": {"cpu_model": "m", "cpu_count": 2, "torch": "t"},
+            "selector_model": "s",
+            "wall_seconds": 1.0,
+        }
+    )
