@@ -83,10 +83,9 @@ def mix_all(system, members, folders, scores, temperature, rows, folder: Path) -
     todo = [k for k, r in enumerate(rows) if r["id"] not in timing or not (folder / f"{r['id']}.wav").is_file()]
     for k in todo:
         r = rows[k]
-        outputs = [Q.read_mono(folders[m] / f"{r['id']}.wav")[0].astype(np.float64) for m in members]
-        w = mix_weights(scores[:, k], temperature)
-        y = np.sum([wk * x for wk, x in zip(w, outputs, strict=True)], axis=0)
-        sf.write(os.fspath(folder / f"{r['id']}.wav"), y.astype(np.float32), RATE, subtype="FLOAT")
+        outputs = [Q.read_mono(folders[m] / f"{r['id']}.wav")[0] for m in members]
+        y = vqscore.selectors.mix(outputs, mix_weights(scores[:, k], temperature))
+        sf.write(os.fspath(folder / f"{r['id']}.wav"), y, RATE, subtype="FLOAT")
         timing[r["id"]] = {"fp": r["fp"], "seconds": 0.0}
     if todo:
         save_json(folder / "timing.json", timing)

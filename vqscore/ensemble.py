@@ -24,7 +24,7 @@ from .audio import AudioInput, load_audio
 from .bundle import shipped_data_files
 from .enhancers import build_enhancer
 from .enhancers.base import Enhancer, EnhancerError, EnhancerSpec
-from .selectors import SELECTORS, Selector, build_selector, pick, weights
+from .selectors import SELECTORS, Selector, build_selector, mix, pick, weights
 
 RATE = 16_000
 ENSEMBLE_DIR = "ensembles"  # inside each pretrained directory: <name>.json
@@ -280,11 +280,7 @@ class Ensemble:
             for k, (m, v) in enumerate(zip(outputs, values, strict=True))
         )
         chosen = members[best].member
-        if self.temperature is None:
-            audio = outputs[chosen]
-        else:
-            audio = np.sum([wk * y.astype(np.float64) for wk, y in zip(w, outputs.values(), strict=True)], axis=0)
-            audio = audio.astype(np.float32)
+        audio = outputs[chosen] if self.temperature is None else mix(list(outputs.values()), w)
         return Selection(name, chosen, audio, members, outputs, self.selector.name, score_seconds)
 
     def enhance(

@@ -132,3 +132,8 @@ def weights(values: np.ndarray, temperature: float | None = None) -> np.ndarray:
     z = (values[finite] - values[finite].max()) / temperature
     out[finite] = np.exp(z) / np.exp(z).sum()
     return out
+
+
+def mix(outputs: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The kept audio of a soft pick: sum of weights[k] * outputs[k], accumulated in float64 -> (samples,) float32."""
+    return np.sum([w * y.astype(np.float64) for w, y in zip(weights, outputs, strict=True)], axis=0).astype(np.float32)
