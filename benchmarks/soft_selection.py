@@ -117,16 +117,19 @@ def summarise(per_system: dict, members: list[str], mixes: list[str], rows: list
     for name, index in groups(rows).items():
         i = np.asarray(index)
         g: dict = {"n": len(index), "pesq": {s: float(v[i].mean()) for s, v in pesq.items()}}
+        everything = np.arange(len(i))
         for s in [*mixes, "select:vqscore"]:
-            row = {"minus_best_member": float(pesq[s][i].mean() - member_pesq[:, i].mean(axis=1).max())}
-            row["minus_best_member_ci"] = bootstrap_ci(
-                len(i), lambda j, s=s, i=i: pesq[s][i[j]].mean() - member_pesq[:, i[j]].mean(axis=1).max()
-            )
+
+            def over_best(j, s=s, i=i):  # j: positions within the group (a bootstrap draw, or all of them)
+                return pesq[s][i[j]].mean() - member_pesq[:, i[j]].mean(axis=1).max()
+
+            def over_average(j, s=s, i=i):
+                return (pesq[s][i[j]] - pesq[AVERAGE][i[j]]).mean()
+
+            row = {"minus_best_member": float(over_best(everything)), "minus_best_member_ci": bootstrap_ci(len(i), over_best)}
             if s != AVERAGE and AVERAGE in pesq:
-                row["minus_average"] = float(pesq[s][i].mean() - pesq[AVERAGE][i].mean())
-                row["minus_average_ci"] = bootstrap_ci(
-                    len(i), lambda j, s=s, i=i: (pesq[s][i[j]] - pesq[AVERAGE][i[j]]).mean()
-                )
+                row["minus_average"] = float(over_average(everything))
+                row["minus_average_ci"] = bootstrap_ci(len(i), over_average)
             if general in members:
                 base, top = pesq[general][i].mean(), pesq["select:oracle"][i].mean()
                 row["gap_closed"] = float((pesq[s][i].mean() - base) / (top - base)) if top > base else None
